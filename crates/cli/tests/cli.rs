@@ -1,0 +1,121 @@
+//! End-to-end tests of the `sopflow` binary: what a process owner types and what they see.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sopflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sopflow")).args(args).current_dir(root()).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_passes_on_the_processes_folder() {
+    let out = sopflow(&["validate", "--deny-warnings", "processes"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("0 error(s), 0 warning(s)"));
+}
+
+#[test]
+fn validate_reports_every_problem_as_file_line_col_and_fails() {
+    let out = sopflow(&["validate", "crates/model/test_data/err"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("references.yaml:14:13: error[P0005]: the process does not declare the role `advisr`"),
+        "{err}"
+    );
+    assert!(err.contains("references.yaml:16:11: error[P0004]: there is no step `secnd`"), "{err}");
+    assert!(err.lines().filter(|l| l.contains("error[P")).count() > 20, "{err}");
+}
+
+#[test]
+fn test_runs_the_scenarios_and_prints_the_tally() {
+    let out = sopflow(&["test", "--coverage", "processes/examples"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let tally = stdout.lines().last().unwrap_or_default();
+    assert!(tally.ends_with(" passed, 0 failed"), "{tally}");
+    assert!(stdout.contains("coverage: every transition was taken"), "{stdout}");
+}
+
+#[test]
+fn graph_prints_a_mermaid_flowchart_with_decisions_loops_and_timers() {
+    let out = sopflow(&["graph", "repair_job"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let g = text(&out.stdout);
+    assert!(g.starts_with("flowchart TD\n"));
+    assert!(g.contains("s_inspection_result{\"Did it pass?\"}"), "{g}");
+    assert!(g.contains("s_inspection_result -->|\"rework\"| s_repair"), "{g}");
+    assert!(g.contains("-.- s_repair__s_progress_call"), "{g}");
+    assert!(g.contains("s_ready{{\"⋈ "), "{g}");
+}
+
+#[test]
+fn graph_of_an_unknown_process_fails_with_a_message() {
+    let out = sopflow(&["graph", "no_such_process"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no valid process `no_such_process`"));
+}
+
+/// The pure crates must not depend, even indirectly, on an async runtime, a database driver,
+/// an HTTP stack or a logging subscriber (docs/ARCHITECTURE.md, "Dependency direction").
+#[test]
+fn the_pure_crates_do_no_io() {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = meta["resolve"]["nodes"].as_array().unwrap();
+    let name_of = |id: &str| -> String {
+        meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let deps_of = |id: &str| -> Vec<String> {
+        nodes
+            .iter()
+            .find(|n| n["id"] == id)
+            .map(|n| {
+                n["deps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    // Build-time and test-only dependencies do not ship in the crate.
+                    .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null()))
+                    .map(|d| d["pkg"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let forbidden = ["tokio", "sqlx", "axum", "hyper", "reqwest", "tracing-subscriber"];
+    for pure in ["calendar", "script", "model", "machine"] {
+        let root_id = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == pure).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![root_id];
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let name = name_of(&id);
+            assert!(!forbidden.contains(&name.as_str()), "`{pure}` depends on `{name}`");
+            stack.extend(deps_of(&id));
+        }
+    }
+}
