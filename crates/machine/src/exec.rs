@@ -194,6 +194,16 @@ impl<'p> Run<'p> {
         match v {
             ValueRule::Literal(v) => Ok(v.clone()),
             ValueRule::Expr(e) => self.eval_json(e),
+            ValueRule::Nested(base, exprs) => {
+                let mut out = base.clone();
+                for (pointer, e) in exprs {
+                    let value = self.eval_json(e)?;
+                    if let Some(slot) = out.pointer_mut(pointer) {
+                        *slot = value;
+                    }
+                }
+                Ok(out)
+            }
         }
     }
 
@@ -395,7 +405,7 @@ impl<'p> Run<'p> {
                     Err(ExprFailure(msg)) => self.incident(tid, IncidentKind::Expression, msg, Resume::Enter),
                 }
             }
-            StepKind::Subprocess { process, input, business_key, wait, timers, next, .. } => {
+            StepKind::Subprocess { process, input, business_key, wait, timers, .. } => {
                 let evaluated = self.eval_map(input).and_then(|d| Ok((d, self.eval_key(business_key.as_ref())?)));
                 match evaluated {
                     Ok((data, business_key)) => {
@@ -418,7 +428,8 @@ impl<'p> Run<'p> {
                             self.set_wait(tid, Wait::Child { child });
                             self.arm_timers(tid, timers, None);
                         } else {
-                            self.advance(tid, *next);
+                            // Not waiting: the output mapping runs now, with the link recorded.
+                            self.exit(tid);
                         }
                     }
                     Err(ExprFailure(msg)) => self.incident(tid, IncidentKind::Expression, msg, Resume::Enter),
@@ -1004,6 +1015,23 @@ impl<'p> Run<'p> {
             action: job.action.clone(),
             output: output.clone(),
         });
+        // An answer that arrives after the last try was given up (a slow success) settles the
+        // incident it caused: the action did happen.
+        let settled: Vec<String> = self
+            .inst
+            .incidents
+            .iter()
+            .filter(|i| matches!(&i.resume, Resume::Job { job } if job == job_id))
+            .map(|i| i.id.clone())
+            .collect();
+        for id in settled {
+            self.inst.incidents.retain(|i| i.id != id);
+            self.events.push(Event::IncidentResolved {
+                incident: id,
+                how: "settled by a late answer".into(),
+                by: Actor::Action { name: job.action.clone() },
+            });
+        }
         if let Some(tid) = job.token {
             self.inst.data.insert(job.origin.clone(), output.clone());
             self.exit(tid);

@@ -42,8 +42,19 @@ pub fn run(scenario: &Scenario, processes: &[Arc<Process>]) -> Run {
             }
         },
     };
+    let processes = match with_params(scenario, processes) {
+        Ok(p) => p,
+        Err(e) => {
+            return Run { failure: Some(e), trace: String::new(), world: World::new(Vec::new(), start_at) };
+        }
+    };
+    let processes = processes.as_slice();
     let mut world = World::new(processes.iter().cloned(), start_at);
     for (action, reply) in &scenario.actions {
+        if reply.manual == Some(true) {
+            world.replies.remove(action);
+            continue;
+        }
         let r = match (&reply.error, &reply.output) {
             (Some(error), _) => Reply::Fail { error: error.clone(), retryable: reply.retryable.unwrap_or(true) },
             (None, output) => Reply::Ok(output.clone().unwrap_or(Value::Object(Default::default()))),
@@ -54,6 +65,35 @@ pub fn run(scenario: &Scenario, processes: &[Arc<Process>]) -> Run {
     let failure = drive(scenario, &mut world).err();
     let trace = render(&world, &tz);
     Run { failure, trace, world }
+}
+
+/// The processes with the scenario's parameter values applied to its own process: the process
+/// is compiled again from its document with new defaults, as an overlay would resolve it.
+fn with_params(scenario: &Scenario, processes: &[Arc<Process>]) -> Result<Vec<Arc<Process>>, String> {
+    if scenario.params.is_empty() {
+        return Ok(processes.to_vec());
+    }
+    let mut out = Vec::with_capacity(processes.len());
+    for p in processes {
+        if p.id != scenario.process {
+            out.push(Arc::clone(p));
+            continue;
+        }
+        let mut doc = p.document.clone();
+        for (name, value) in &scenario.params {
+            let slot = doc
+                .pointer_mut(&format!("/process/parameters/{name}/default"))
+                .ok_or_else(|| format!("`{}` has no parameter `{name}`", p.id))?;
+            *slot = value.clone();
+        }
+        let options = model::Options { sandbox: Arc::clone(&p.sandbox), actions: None, ..model::Options::default() };
+        let compiled = model::compile_document(&doc, &options).map_err(|d| {
+            let list: Vec<String> = d.iter().map(|x| x.message.clone()).collect();
+            format!("the parameter values do not fit: {}", list.join("; "))
+        })?;
+        out.push(Arc::new(compiled));
+    }
+    Ok(out)
 }
 
 fn trace_zone(scenario: &Scenario, processes: &[Arc<Process>]) -> TimeZone {

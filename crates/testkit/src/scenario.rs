@@ -40,6 +40,10 @@ pub struct Scenario {
     /// The start data.
     #[serde(default)]
     pub data: serde_json::Map<String, Value>,
+    /// Parameter values for this run of the process, as a dealer's overlay would set them
+    /// (checked against each parameter's type and range).
+    #[serde(default)]
+    pub params: serde_json::Map<String, Value>,
     /// What happens, in order.
     pub steps: Vec<ScenarioStep>,
 }
@@ -57,6 +61,9 @@ pub struct ActionReply {
     /// Whether a failure may be retried (default true).
     #[serde(default)]
     pub retryable: Option<bool>,
+    /// No canned answer: the scenario answers each invocation itself with `reply` or `fail`.
+    #[serde(default)]
+    pub manual: Option<bool>,
 }
 
 /// One step of a scenario. Exactly one of the verbs is given; `in` picks the instance (the
