@@ -4,6 +4,7 @@
 //! dealer's DMS, look up parts stock. The engine knows actions only through [`Action`]: a name,
 //! a version, JSON Schemas of its input and output (the runtime validates both, compiled once),
 //! the capabilities it needs (granted or refused by the dealer's configuration), and `invoke`.
+//! Script plugins may also contribute guard helpers, described by [`HelperInfo`].
 //!
 //! This crate is deliberately tiny and depends on nothing but serde: a plugin depends on it
 //! alone, and it changes only with a major version.
@@ -32,6 +33,19 @@ pub struct ActionInfo {
     pub output_schema: Value,
     /// What it needs from the outside world.
     pub capabilities: Vec<Capability>,
+}
+
+/// A guard helper function a script plugin contributes, such as `is_vip(customer)`: guards and
+/// computed values call it by name. Helpers are pure: they need no capabilities and compute from
+/// their arguments alone, under the same limits as the guard that calls them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelperInfo {
+    /// The name guards call it by.
+    pub name: String,
+    /// How many arguments it takes.
+    pub arity: usize,
+    /// What it gives, in a sentence, for the people writing guards.
+    pub doc: String,
 }
 
 /// Something an action needs from the outside world; the dealer's configuration grants it or

@@ -249,6 +249,12 @@ fn check_functions(ast: &AST, vars: &Vars) -> Result<(), CompileError> {
     error.map_or(Ok(()), Err)
 }
 
+/// The checks a script of function definitions gets beyond rhai's own (see
+/// `Sandbox::compile_functions`): no `x[i] = v` anywhere.
+pub(crate) fn check_functions_only(ast: &AST) -> Result<(), CompileError> {
+    check_index_assignments(ast)
+}
+
 /// Refuses `x[i] = v` (and `x[i] += v`, `x.a[i] = v`, ...) anywhere in the script.
 ///
 /// Rhai checks only the assigned item against the size limits, not the list or record

@@ -103,8 +103,9 @@ fn string_to_dynamic(s: &str, shape: &Shape) -> Dynamic {
     }
 }
 
-/// Converts a script value back into JSON.
-pub(crate) fn to_json(value: &Dynamic) -> Result<serde_json::Value, EvalError> {
+/// Converts a script value back into JSON (timestamps and durations as text); a value that
+/// cannot be stored (a function, a character range) is an error.
+pub fn to_json(value: &Dynamic) -> Result<serde_json::Value, EvalError> {
     to_json_within(value, MAX_JSON_DEPTH)
 }
 

@@ -14,13 +14,19 @@
 //! nothing: the same script with the same inputs gives the same result on every run
 //! and every host. See [`library`](crate::library) for what scripts may call.
 //!
-//! *API boundary:* [`Sandbox`], [`Expr`], [`Vars`]/[`Shape`], [`Env`]/[`Binding`] and
-//! the error types. Rhai's types appear only as [`rhai::Dynamic`] in [`Binding::Value`]
+//! Script plugins add functions written in Rhai: guard helpers through
+//! [`Sandbox::with_helpers`] (pure, like everything else here), and action scripts, compiled
+//! with [`Sandbox::compile_functions`] and called with [`Sandbox::call_fn`] in a sandbox whose
+//! host registered functions of its own ([`Sandbox::with_host`]); see [`Functions`].
+//!
+//! *API boundary:* [`Sandbox`], [`Expr`], [`Vars`]/[`Shape`], [`Env`]/[`Binding`],
+//! [`Functions`] and the error types. Rhai's types appear only as [`rhai::Dynamic`] in [`Binding::Value`]
 //! and [`to_dynamic`], for callers that convert a value once and bind it many times.
 
 mod analysis;
 mod convert;
 mod error;
+mod functions;
 pub mod library;
 mod shape;
 
@@ -31,8 +37,9 @@ use jiff::{SignedDuration, Timestamp};
 use rhai::{AST, Engine, ImmutableString, Scope};
 
 use crate::analysis::Projection;
-pub use crate::convert::to_dynamic;
+pub use crate::convert::{to_dynamic, to_json};
 pub use crate::error::{CompileError, CompileErrorKind, Error, EvalError, Limit};
+pub use crate::functions::{Functions, HelperError, Signature};
 pub use crate::shape::{Shape, Vars};
 /// Rhai's value type, re-exported for [`Binding::Value`] and [`to_dynamic`] so that
 /// callers need no direct dependency on rhai.
@@ -207,7 +214,7 @@ impl Sandbox {
 
     /// Evaluates a computed value and converts it to JSON (timestamps and durations as text).
     pub fn eval_json(&self, expr: &Expr, env: &dyn Env, now: Timestamp) -> Result<serde_json::Value, EvalError> {
-        convert::to_json(&self.eval(expr, env, now)?)
+        to_json(&self.eval(expr, env, now)?)
     }
 
     /// Evaluates a point in time: a `Timestamp` or an RFC 3339 text.

@@ -71,19 +71,7 @@ type HelperResult<T> = Result<T, Box<EvalAltResult>>;
 /// Builds the sandboxed engine for `limits`, none of which may be 0 (rhai reads 0 as "unlimited").
 pub(crate) fn build_engine(limits: &Limits) -> Engine {
     let mut engine = Engine::new_raw();
-
-    engine.set_max_operations(limits.max_operations);
-    engine.set_max_call_levels(limits.max_call_levels);
-    engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
-    engine.set_max_string_size(limits.max_string_len);
-    engine.set_max_array_size(limits.max_array_len);
-    engine.set_max_map_size(limits.max_map_len);
-
-    // A typo in a variable name must be a load-time error, not a silent `()`.
-    engine.set_strict_variables(true);
-    for symbol in FORBIDDEN_SYMBOLS {
-        engine.disable_symbol(*symbol);
-    }
+    apply_limits(&mut engine, limits);
     // Rhai bounds the size of lists and records but not how deeply they nest, and
     // cloning or dropping a value recurses once per level: a loop of `m = #{ m: m }`
     // overflows the thread's stack within the operation limit and aborts the whole
@@ -123,6 +111,23 @@ pub(crate) fn build_engine(limits: &Limits) -> Engine {
     register_time(&mut engine);
     register_values(&mut engine);
     engine
+}
+
+/// Sets the hard limits, strict variables and the refused symbols. Called again after a host
+/// has registered its own functions (`Sandbox::with_host`), so that a host cannot loosen them.
+pub(crate) fn apply_limits(engine: &mut Engine, limits: &Limits) {
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_levels);
+    engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
+    engine.set_max_string_size(limits.max_string_len);
+    engine.set_max_array_size(limits.max_array_len);
+    engine.set_max_map_size(limits.max_map_len);
+
+    // A typo in a variable name must be a load-time error, not a silent `()`.
+    engine.set_strict_variables(true);
+    for symbol in FORBIDDEN_SYMBOLS {
+        engine.disable_symbol(*symbol);
+    }
 }
 
 /// What an `ErrorDataTooLarge` raised for nesting is called, to tell it from rhai's own.

@@ -3,6 +3,7 @@
 mod script {
     mod api;
     mod cases;
+    mod functions;
     mod harness;
     mod shape;
 }
