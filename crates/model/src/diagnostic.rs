@@ -9,6 +9,17 @@ use std::path::{Path as FsPath, PathBuf};
 
 use crate::yaml::Span;
 
+/// The kind of file a diagnostic code is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Area {
+    /// Packs, processes, forms and calendars (`model`).
+    Process,
+    /// Plugin manifests, scripts, templates and configuration (`plugins`).
+    Plugin,
+    /// Dealer overlays (`packs`).
+    Overlay,
+}
+
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -92,7 +103,36 @@ codes! {
     UnknownProcess = "P0023", Error, "A subprocess names a process that is not in the pack.";
     BadId = "P0024", Error, "An id is not snake_case (lower-case letters, digits and underscores).";
     BadLiteral = "P0025", Error, "A priority, outcome or similar keyword is not one of the allowed words.";
-    BadPack = "P0026", Error, "The pack manifest is wrong: version, role catalogue or calendars.";
+    BadPack = "P0026", Error, "The pack manifest is wrong: version, role catalogue, calendars, scripts or migrations.";
+    BadPolicy = "P0027", Error, "A process's policy locks a part that does not exist, or marks a step optional or extensible that cannot be.";
+    BadPlugin = "P0028", Error, "A plugin manifest is wrong: a field, a name, a capability, a schema or a script reference.";
+    PluginScript = "P0029", Error, "A plugin's Rhai script does not compile or does what a plugin script may not.";
+    BadTemplate = "P0030", Error, "A notification template is wrong: a field, a language or a `{{placeholder}}`.";
+    BadPluginConfig = "P0031", Error, "The plugin configuration is wrong: a field, a host, a URL or a secret.";
+    OverlayPack = "O0001", Error, "The overlay is for another pack, or its `version` requirement does not match the pack's version.";
+    OverlayUnknown = "O0002", Error, "The overlay names a process, step, parameter, calendar, role or extension point that the pack does not have.";
+    OverlayLocked = "O0003", Error, "The overlay changes a part of the standard that headquarters has locked.";
+    OverlayValue = "O0004", Error, "A value in the overlay is of the wrong kind or outside the range headquarters allows.";
+    OverlayNotOptional = "O0005", Error, "The overlay disables a step that headquarters has not marked optional.";
+    OverlayInsert = "O0006", Error, "Inserted steps clash with the standard's ids or lead outside their insertion.";
+    OverlayBreaks = "O0007", Error, "With the overlay applied, a process of the pack no longer validates.";
+}
+
+impl Code {
+    /// Whether the code is about a dealer's overlay (`O0001`..) rather than a process or pack
+    /// file (`P0001`..). Overlay codes are exercised by the `packs` crate's broken overlays.
+    pub fn is_overlay(self) -> bool {
+        self.as_str().starts_with('O')
+    }
+
+    /// Which kind of file the code is reported for: each loader's tests exercise their own.
+    pub fn area(self) -> Area {
+        match self {
+            Code::BadPlugin | Code::PluginScript | Code::BadTemplate | Code::BadPluginConfig => Area::Plugin,
+            c if c.is_overlay() => Area::Overlay,
+            _ => Area::Process,
+        }
+    }
 }
 
 impl fmt::Display for Code {

@@ -567,11 +567,15 @@ pub struct Assign {
     pub value: ValueRule,
 }
 
-/// A literal, or an expression.
+/// A literal, an expression, or a structure with expressions inside.
 #[derive(Debug)]
 pub enum ValueRule {
     /// Taken as written.
     Literal(Value),
     /// Computed.
     Expr(script::Expr),
+    /// A list or record whose members are computed where they are written with `=`
+    /// (`data: { plate_no: =plate_no }`): the literal parts, and each expression with the JSON
+    /// pointer where its value goes.
+    Nested(Value, Vec<(String, script::Expr)>),
 }

@@ -41,6 +41,11 @@ pub struct Process {
     /// them as `params.<name>`.
     #[serde(default)]
     pub parameters: IndexMap<String, Parameter>,
+    /// What a dealer's overlay may change: locked parts, optional steps and extension points.
+    /// Without a policy, every step's due time, texts and guards are open to dealers, no step
+    /// may be disabled and no step may be inserted.
+    #[serde(default)]
+    pub policy: Option<Policy>,
     /// The instance data: a JSON Schema of type `object`. Its top-level properties are the
     /// variables that guards and expressions may read and that `set:` may write.
     pub data: Value,
@@ -50,6 +55,37 @@ pub struct Process {
     /// to it. A step's output (a task's form, an action's result, a message's payload) is stored
     /// in the instance data under the step's id.
     pub steps: IndexMap<String, Step>,
+}
+
+/// What dealers may change in a process through their overlays. Headquarters writes it beside
+/// the steps it governs; overlay validation enforces it and the compliance report reads it.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The parts no dealer may change. A step id locks the whole step: its due time, texts and
+    /// guards, and it can be neither disabled nor bypassed. `<step>.due`, `<step>.title` or
+    /// `<step>.guards` lock one part of a step; `title` locks the process's own title.
+    #[serde(default)]
+    pub locked: Vec<String>,
+    /// Steps a dealer may disable. A disabled step is taken out, and every path that led into
+    /// it goes to the step's `next` instead.
+    #[serde(default)]
+    pub optional: Vec<String>,
+    /// Named places where a dealer may insert steps of its own (e.g. a car wash before
+    /// delivery), by id.
+    #[serde(default)]
+    pub extension_points: IndexMap<String, ExtensionPoint>,
+}
+
+/// A place where dealers may insert steps.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionPoint {
+    /// The step after which a dealer's steps run; they run before the step that follows it.
+    pub after: String,
+    /// What belongs here, in Chinese and English.
+    #[serde(default)]
+    pub title: Option<Label>,
 }
 
 /// A text in Chinese and English. Both are expected; a missing one is a warning.
@@ -631,4 +667,25 @@ pub struct Pack {
     /// found by walking up from the pack's directory).
     #[serde(default)]
     pub forms: Option<String>,
+    /// Plugin scripts shipped with the pack, relative to this file (e.g.
+    /// `scripts/vin_check.rhai`); `sopflow pack build` puts them into the archive.
+    #[serde(default)]
+    pub scripts: Vec<String>,
+    /// How running instances of earlier versions may move onto this one: for each range of
+    /// installed versions, which old step corresponds to which new step.
+    #[serde(default)]
+    pub migrations: Vec<Migration>,
+}
+
+/// A migration map: where the tokens of instances started on an earlier version go when an
+/// operator moves them onto this version.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Migration {
+    /// The installed versions this map applies to: a semantic-version requirement such as
+    /// `1.x` or `>=1.2, <2`.
+    pub from: String,
+    /// Per process: old step id -> new step id, for steps that were renamed, merged or
+    /// removed. Steps that keep their id need no entry.
+    pub map: IndexMap<String, IndexMap<String, String>>,
 }

@@ -275,6 +275,9 @@ fn parse_with(
         },
         duplicate_keys: duplicate_keys,
         with_snippet: false,
+        // YAML 1.2: only `true` and `false` are booleans, so a step called `yes` or a country
+        // code `NO` stays a text.
+        strict_booleans: true,
     };
     match serde_saphyr::from_str_with_options::<Spanned<Raw>>(source, options) {
         Ok(spanned) => Ok(spanned.into()),

@@ -117,6 +117,7 @@ impl<'a, 'b, 'c> Compiler<'a, 'b, 'c> {
         let data = self.compile_data();
         self.declare_vars(&params, data.as_ref());
         let steps = self.compile_steps();
+        super::policy::check(raw, &self.root, self.sink);
         let start = self.step_ref(&raw.start, &self.at(&["start"]));
         let (Some(default_calendar), Some(data), Some(steps), Some(start)) = (default_calendar, data, steps, start)
         else {
@@ -1235,7 +1236,46 @@ impl<'a, 'b, 'c> Compiler<'a, 'b, 'c> {
     fn value_rule(&mut self, value: &Value, path: &Path) -> Option<ValueRule> {
         match value {
             Value::String(s) if s.starts_with('=') => self.value_expr(s, path).map(ValueRule::Expr),
+            Value::Array(_) | Value::Object(_) => {
+                let mut exprs = Vec::new();
+                let mut ok = true;
+                self.nested_exprs(value, path, "", &mut exprs, &mut ok);
+                match (ok, exprs.is_empty()) {
+                    (false, _) => None,
+                    (true, true) => Some(ValueRule::Literal(value.clone())),
+                    (true, false) => Some(ValueRule::Nested(value.clone(), exprs)),
+                }
+            }
             other => Some(ValueRule::Literal(other.clone())),
+        }
+    }
+
+    /// Collects the expressions inside a list or record, with the JSON pointer of each.
+    fn nested_exprs(
+        &mut self,
+        value: &Value,
+        path: &Path,
+        pointer: &str,
+        out: &mut Vec<(String, script::Expr)>,
+        ok: &mut bool,
+    ) {
+        match value {
+            Value::String(s) if s.starts_with('=') && !pointer.is_empty() => match self.value_expr(s, path) {
+                Some(e) => out.push((pointer.to_string(), e)),
+                None => *ok = false,
+            },
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.nested_exprs(item, &path.index(i), &format!("{pointer}/{i}"), out, ok);
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let escaped = k.replace('~', "~0").replace('/', "~1");
+                    self.nested_exprs(v, &path.key(k.clone()), &format!("{pointer}/{escaped}"), out, ok);
+                }
+            }
+            _ => {}
         }
     }
 

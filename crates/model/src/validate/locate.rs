@@ -33,8 +33,22 @@ pub struct Locator<'a> {
     pub pack: Option<&'a SourceFile>,
     /// Form files by name (prefix `forms.<name>`).
     pub forms: BTreeMap<String, &'a SourceFile>,
+    /// Parts of the document that came from elsewhere (a dealer's overlay: an inserted step, a
+    /// changed due time). They take precedence over the files above; the longest prefix wins.
+    pub mounts: Vec<Mount<'a>>,
     /// The name used for diagnostics when no file is known.
     pub fallback: PathBuf,
+}
+
+/// A part of a definition document that came from a place in another file.
+#[derive(Debug, Clone)]
+pub struct Mount<'a> {
+    /// The document path of the part, e.g. `process.steps.car_wash`.
+    pub prefix: Path,
+    /// The file it came from.
+    pub file: &'a SourceFile,
+    /// Where in that file, e.g. `insert[0].steps.car_wash`.
+    pub at: Path,
 }
 
 /// A place to report.
@@ -52,6 +66,17 @@ pub enum Where {
 impl Locator<'_> {
     fn resolve(&self, path: &Path) -> Option<(&SourceFile, Path)> {
         let segs = path.segments();
+        let mounted = self
+            .mounts
+            .iter()
+            .filter(|m| segs.starts_with(m.prefix.segments()))
+            .max_by_key(|m| m.prefix.segments().len());
+        if let Some(m) = mounted {
+            let rest = &segs[m.prefix.segments().len()..];
+            let mut at = m.at.segments().to_vec();
+            at.extend_from_slice(rest);
+            return Some((m.file, Path::from_segments(&at)));
+        }
         let first = match segs.first() {
             Some(Seg::Key(k)) => k.as_str(),
             _ => return None,
@@ -89,7 +114,7 @@ impl Locator<'_> {
 /// and quoted scalars start on their own line (a quote adds one column); block scalars (`|`,
 /// `>`) start on the next line at its indentation. An expression's leading `=` is part of the
 /// content, which callers account for in `col`.
-fn inside_scalar(text: &str, start: Span, line: u32, col: u32) -> Span {
+pub fn inside_scalar(text: &str, start: Span, line: u32, col: u32) -> Span {
     let Some(src_line) = text.lines().nth(start.line.saturating_sub(1) as usize) else { return start };
     let rest: String = src_line.chars().skip(start.col.saturating_sub(1) as usize).collect();
     let first = rest.chars().next();

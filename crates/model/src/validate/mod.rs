@@ -13,6 +13,7 @@
 mod compile;
 mod graph;
 mod locate;
+mod policy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -22,7 +23,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 pub use compile::{ParamError, RESERVED, check_parameter_value};
-pub use locate::{Locator, Sink, SourceFile, Where};
+pub use locate::{Locator, Mount, Sink, SourceFile, Where, inside_scalar};
+pub use policy::{LOCKABLE_PARTS, can_be_extended, can_be_optional};
 
 use crate::diagnostic::{self, Code, Diagnostic};
 use crate::process::Process;
@@ -156,8 +158,10 @@ pub fn load_pack(dir: &FsPath, files: &dyn Files, options: &Options) -> LoadedPa
     let manifest_file = read_source(&manifest_path, files, &options.yaml, &mut diagnostics);
     let manifest = manifest_file.as_ref().and_then(|f| check_manifest(f, &mut diagnostics));
 
-    let forms_dir =
-        manifest.as_ref().and_then(|m| m.forms.as_ref()).map(|f| dir.join(f)).or_else(|| find_forms_dir(dir, files));
+    let forms_dir = forms_dir(dir, manifest.as_ref(), files);
+    if let (Some(m), Some(f)) = (&manifest, &manifest_file) {
+        check_scripts(dir, m, f, files, &mut diagnostics);
+    }
     let known_forms: BTreeSet<String> = forms_dir
         .as_ref()
         .and_then(|d| files.list(d).ok())
@@ -229,6 +233,7 @@ pub fn load_pack(dir: &FsPath, files: &dyn Files, options: &Options) -> LoadedPa
             process: Some(file),
             pack: manifest_file.as_ref(),
             forms: form_files.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            mounts: Vec::new(),
             fallback: file.path.clone(),
         };
         let mut sink = Sink::new(&locator);
@@ -245,9 +250,151 @@ pub fn load_pack(dir: &FsPath, files: &dyn Files, options: &Options) -> LoadedPa
         }
     }
 
+    if let (Some(m), Some(f)) = (&manifest, &manifest_file) {
+        check_migrations(m, f, &processes, &process_ids, &mut diagnostics);
+    }
+
     diagnostic::sort(&mut diagnostics);
     diagnostics.dedup();
     LoadedPack { dir: dir.to_path_buf(), manifest, processes, diagnostics }
+}
+
+/// Where a pack's form files are: the manifest's `forms:` folder, else the nearest
+/// `schemas/forms` at or above the pack's directory.
+pub fn forms_dir(dir: &FsPath, manifest: Option<&raw::Pack>, files: &dyn Files) -> Option<PathBuf> {
+    manifest.and_then(|m| m.forms.as_ref()).map(|f| dir.join(f)).or_else(|| find_forms_dir(dir, files))
+}
+
+/// Compiles a definition document assembled outside a pack folder (a dealer's effective
+/// process), placing every diagnostic through `locator`. `processes` are the process ids a
+/// subprocess may start (`None` skips the check). Returns the process only if there was no
+/// error, and every diagnostic either way.
+pub fn compile_located(
+    doc: &Value,
+    options: &Options,
+    locator: &Locator<'_>,
+    processes: Option<&BTreeSet<String>>,
+) -> (Option<Process>, Vec<Diagnostic>) {
+    let mut sink = Sink::new(locator);
+    let ctx =
+        compile::Context { sandbox: &options.sandbox, actions: options.actions.as_ref(), processes, known_forms: None };
+    let process = compile::compile(doc, &ctx, &mut sink);
+    (process, sink.finish())
+}
+
+/// Why a guard written outside a process file (one a dealer adds in an overlay) was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardProblem {
+    /// The code, as if the guard stood in the process file.
+    pub code: Code,
+    /// The line within the guard's text, from 1.
+    pub line: u32,
+    /// The column within the guard's text, from 1.
+    pub col: u32,
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub hint: Option<String>,
+}
+
+/// Compiles a guard against what a process's expressions may read, as a guard of the process
+/// itself would be.
+pub fn check_guard(process: &Process, text: &str) -> Result<(), GuardProblem> {
+    let Err(e) = process.sandbox.compile(text, &process.vars) else { return Ok(()) };
+    let names: Vec<String> = process.vars.names().map(str::to_string).collect();
+    let (code, hint) = match &e.kind {
+        script::CompileErrorKind::UndeclaredVariable { name } => (
+            Code::UndeclaredVariable,
+            diagnostic::did_you_mean(name, names.iter().map(String::as_str)).map(|m| format!("did you mean `{m}`?")),
+        ),
+        script::CompileErrorKind::UnknownField { path, known } => {
+            let code = if path.starts_with("params.") { Code::UnknownParameter } else { Code::UndeclaredVariable };
+            let last = path.rsplit('.').next().unwrap_or(path);
+            (
+                code,
+                diagnostic::did_you_mean(last, known.iter().map(String::as_str))
+                    .map(|m| format!("did you mean `{m}`?")),
+            )
+        }
+        _ => (Code::ExpressionSyntax, None),
+    };
+    // The sandbox's own message may already carry the suggestion.
+    let hint = hint.filter(|_| !e.message.contains("did you mean"));
+    Err(GuardProblem { code, line: e.line.max(1), col: e.col.max(1), message: e.message, hint })
+}
+
+/// Plugin scripts named by the manifest must be files inside the pack.
+fn check_scripts(dir: &FsPath, manifest: &raw::Pack, file: &SourceFile, files: &dyn Files, out: &mut Vec<Diagnostic>) {
+    for (i, script) in manifest.scripts.iter().enumerate() {
+        let span = file.node.span_at(&Path::root().key("scripts").index(i));
+        let inside = FsPath::new(script)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        if !inside {
+            out.push(
+                Diagnostic::new(Code::BadPack, &file.path, span, format!("the script `{script}` is outside the pack"))
+                    .with_hint("name scripts by a path inside the pack's folder, such as `scripts/check.rhai`"),
+            );
+        } else if !files.exists(&dir.join(script)) {
+            out.push(Diagnostic::new(Code::BadPack, &file.path, span, format!("the script `{script}` does not exist")));
+        }
+    }
+}
+
+/// A migration map must apply to a version range and lead to steps this version has.
+fn check_migrations(
+    manifest: &raw::Pack,
+    file: &SourceFile,
+    processes: &[Arc<Process>],
+    process_ids: &BTreeSet<String>,
+    out: &mut Vec<Diagnostic>,
+) {
+    for (i, migration) in manifest.migrations.iter().enumerate() {
+        let path = Path::root().key("migrations").index(i);
+        if semver::VersionReq::parse(&migration.from).is_err() {
+            out.push(
+                Diagnostic::new(
+                    Code::BadPack,
+                    &file.path,
+                    file.node.span_at(&path.key("from")),
+                    format!("`{}` is not a version requirement", migration.from),
+                )
+                .with_hint("write e.g. `1.x`, `^1.2` or `>=1.0, <2`"),
+            );
+        }
+        for (process_id, map) in &migration.map {
+            let ppath = path.key("map").key(process_id.clone());
+            if !process_ids.contains(process_id) {
+                let hint = diagnostic::did_you_mean(process_id, process_ids.iter().map(String::as_str))
+                    .map(|m| format!("did you mean `{m}`?"));
+                let mut d = Diagnostic::new(
+                    Code::UnknownProcess,
+                    &file.path,
+                    file.node.key_span_at(&ppath),
+                    format!("the migration map names the process `{process_id}`, which is not in the pack"),
+                );
+                d.hint = hint;
+                out.push(d);
+                continue;
+            }
+            // A process that did not compile has already been reported; its steps are unknown.
+            let Some(process) = processes.iter().find(|p| &p.id == process_id) else { continue };
+            for (old, new) in map {
+                if process.step_idx(new).is_none() {
+                    let hint = diagnostic::did_you_mean(new, process.steps.iter().map(|s| s.id.as_str()))
+                        .map(|m| format!("did you mean `{m}`?"));
+                    let mut d = Diagnostic::new(
+                        Code::UnknownStep,
+                        &file.path,
+                        file.node.span_at(&ppath.key(old.clone())),
+                        format!("the migration map moves `{old}` to `{new}`, which is not a step of `{process_id}`"),
+                    );
+                    d.hint = hint;
+                    out.push(d);
+                }
+            }
+        }
+    }
 }
 
 /// Rebuilds a process from a stored definition document. Diagnostics carry document paths only
