@@ -1,0 +1,139 @@
+//! `sopflow serve`: the HTTP API on a database, with every valid pack of `--packs` deployed,
+//! the plugins' actions installed, and (with `--demo`) a demo directory to try every task.
+//!
+//! Logging goes to standard error through `tracing-subscriber`, filtered by `RUST_LOG`
+//! (default `info`). SIGINT or SIGTERM stops accepting requests, lets those in flight finish,
+//! then shuts the runtime down (its lanes finish what is queued).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use machine::Actor;
+use runtime::{Config, Runtime, VirtualClock};
+use server::{AppState, Options};
+use store_sqlx::AnyOrgStore;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "SOPFLOW_ADDR", default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// The database: `sqlite://path` (created on first run), `postgres://...`, or `memory:`.
+    #[arg(long = "db", env = "DATABASE_URL", default_value = store_sqlx::DEFAULT_URL)]
+    db: String,
+    /// Folders holding packs; every valid pack under them is deployed (identical content is a
+    /// no-op). Repeat for several.
+    #[arg(long, default_value = "processes")]
+    packs: Vec<PathBuf>,
+    /// Also create the demo dealers `demo` and `demo2`, headquarters `hq`, one user per role
+    /// (password `demo`) and print their new tokens.
+    #[arg(long)]
+    demo: bool,
+    /// Run on a virtual clock that only `POST /api/v1/test/clock` moves (for browser tests).
+    #[arg(long)]
+    virtual_clock: bool,
+    /// The folder of script plugins.
+    #[arg(long, env = "SOPFLOW_PLUGINS", default_value = "plugins")]
+    plugins: PathBuf,
+    /// The plugin configuration (grants, channels, secrets, topics).
+    #[arg(long, env = "SOPFLOW_PLUGINS_CONFIG")]
+    plugins_config: Option<PathBuf>,
+    /// PostgreSQL: the schema to work in.
+    #[arg(long)]
+    pg_schema: Option<String>,
+}
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // A second initialisation (tests calling run twice) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(args))
+}
+
+async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let registry = crate::plugins::load(&args.plugins, args.plugins_config.as_deref())?;
+    let limits = script::Limits::default();
+    let sandbox = registry.guard_sandbox(limits.clone()).unwrap_or_else(|_| script::Sandbox::new(limits));
+    let model_options = model::Options {
+        actions: Some(registry.action_names()),
+        sandbox: Arc::new(sandbox),
+        ..model::Options::default()
+    };
+
+    let loaded = server::packs::load(&args.packs, &model_options);
+    for problem in &loaded.problems {
+        eprintln!("warning: {problem}");
+    }
+    for (pack, dir) in &loaded.packs {
+        registry
+            .install_templates(pack, dir)
+            .with_context(|| format!("cannot install the notification templates of {}", dir.display()))?;
+    }
+    let mut actions = runtime::ActionRegistry::with_builtins();
+    for action in registry.actions().values() {
+        actions.register(Arc::clone(action)).map_err(|e| anyhow!("{e}"))?;
+    }
+
+    let mut config = Config::new(args.db.clone());
+    config.model = model_options;
+    config.actions = actions;
+    config.store.pg_schema = args.pg_schema.clone();
+    let virtual_clock = args.virtual_clock.then(|| Arc::new(VirtualClock::new(jiff::Timestamp::now())));
+    if let Some(c) = &virtual_clock {
+        config.clock = Arc::clone(c) as Arc<dyn runtime::Clock>;
+    }
+    let runtime = Runtime::open(config).await.with_context(|| format!("cannot open {}", args.db))?;
+    let outcomes = runtime.deploy(&loaded.processes, "", Actor::System).await?;
+    let new = outcomes.iter().filter(|o| o.new).count();
+    eprintln!("deployed {} process(es) from {} pack(s) ({new} new or changed)", outcomes.len(), loaded.packs.len());
+
+    let org = AnyOrgStore::for_store(runtime.store());
+    if args.demo {
+        let users = server::demo::ensure(&org, &loaded.catalogue, runtime.clock().now().as_millisecond()).await?;
+        println!("demo users (password `{}`), with new tokens:", server::demo::PASSWORD);
+        for u in &users {
+            let what = if u.admin { "admin".to_string() } else { u.roles.join(",") };
+            println!("  {:<40} {:<6} {:<28} {}", u.id, u.organisation, what, u.token);
+        }
+    }
+
+    let state = AppState::new(runtime.clone(), org, loaded.catalogue, Options { virtual_clock, ..Options::default() });
+    let listener =
+        tokio::net::TcpListener::bind(&args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    println!("sopflow is serving http://{addr} (API under /api/v1, description at /openapi.json)");
+    server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
+    eprintln!("stopping: finishing queued work");
+    runtime.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,858 @@
+//! The JSON shapes of the API: requests and answers, separate from the core's and the store's
+//! types, with explicit conversions (`From`/builder functions in the handlers), so the core
+//! can change without breaking the API. Requests refuse unknown fields.
+//!
+//! Times are RFC 3339 strings in UTC; labels carry both languages.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem (`https://sopflow.dev/problems/<kind>`).
+    pub r#type: String,
+    /// A short summary of the kind.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened in this case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Every field error (validation problems only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldErrorDto>,
+}
+
+/// One field's problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldErrorDto {
+    /// A JSON pointer into the submitted form, data or body (`/odometer_km`).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A text in Chinese and English.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LabelDto {
+    /// Chinese.
+    pub zh: String,
+    /// English.
+    pub en: String,
+}
+
+impl From<&model::Label> for LabelDto {
+    fn from(l: &model::Label) -> LabelDto {
+        LabelDto { zh: l.text("zh").to_string(), en: l.text("en").to_string() }
+    }
+}
+
+/// The kind of an organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    /// A dealer (a tenant): owns instances and tasks.
+    Dealer,
+    /// The brand's headquarters: reads across dealers.
+    Hq,
+}
+
+impl OrgKind {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgKind::Dealer => "dealer",
+            OrgKind::Hq => "hq",
+        }
+    }
+}
+
+/// A language of the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Lang {
+    /// Chinese.
+    Zh,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// An organisation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrganisationDto {
+    /// The id (for a dealer: the dealer of its instances).
+    pub id: String,
+    /// Dealer or headquarters.
+    pub kind: OrgKind,
+    /// The name.
+    pub name: String,
+    /// The IANA time zone its days are counted in.
+    pub time_zone: String,
+}
+
+/// A role of the catalogue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoleDto {
+    /// The id.
+    pub id: String,
+    /// Chinese name.
+    pub zh: String,
+    /// English name.
+    pub en: String,
+}
+
+/// The caller.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MeDto {
+    /// The user id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// The organisation.
+    pub organisation: OrganisationDto,
+    /// The roles held there.
+    pub roles: Vec<RoleDto>,
+    /// Manages the organisation's users, tokens and incidents.
+    pub admin: bool,
+    /// The preferred language.
+    pub lang: Lang,
+}
+
+/// Preferences of the caller.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    /// The preferred language.
+    pub lang: Lang,
+}
+
+/// A password login.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The organisation id.
+    pub organisation: String,
+    /// The user id.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// A token issued by a login.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// The bearer token (shown once).
+    pub token: String,
+    /// When it stops working.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// How urgent a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Low.
+    Low,
+    /// Normal.
+    Normal,
+    /// High.
+    High,
+    /// Urgent.
+    Urgent,
+}
+
+impl Priority {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+
+    /// From the stored word (unknown words read as normal).
+    pub fn parse(s: &str) -> Priority {
+        match s {
+            "low" => Priority::Low,
+            "high" => Priority::High,
+            "urgent" => Priority::Urgent,
+            _ => Priority::Normal,
+        }
+    }
+}
+
+/// Where a task stands against its due time, at the server's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sla {
+    /// Not due soon (or no due time).
+    OnTime,
+    /// Due within 30 minutes or 10% of its SLA, whichever is larger.
+    DueSoon,
+    /// The due time has passed.
+    Overdue,
+}
+
+/// A task in the inbox.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskDto {
+    /// The task id.
+    pub id: String,
+    /// The instance.
+    pub instance: String,
+    /// The dealer.
+    pub dealer: String,
+    /// The process id.
+    pub process: String,
+    /// The process title.
+    pub process_title: LabelDto,
+    /// The step (or timer, for a side task).
+    pub step: String,
+    /// What to do.
+    pub title: LabelDto,
+    /// Candidate roles.
+    pub roles: Vec<String>,
+    /// Who has it.
+    pub assignee: Option<String>,
+    /// How urgent.
+    pub priority: Priority,
+    /// When it is due.
+    #[schema(format = DateTime)]
+    pub due_at: Option<String>,
+    /// When it opened.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The instance's business key (plate, repair-order number, ...).
+    pub business_key: Option<String>,
+    /// Against the due time.
+    pub sla: Sla,
+    /// The named form, if any.
+    pub form: Option<String>,
+}
+
+/// The inbox counts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct CountsDto {
+    /// Assigned to the caller.
+    pub mine: i64,
+    /// Unclaimed, in the caller's roles.
+    pub unassigned: i64,
+    /// Due time passed.
+    pub overdue: i64,
+    /// Due before the end of today (in the dealer's time zone), overdue ones included.
+    pub due_today: i64,
+    /// All visible.
+    pub total: i64,
+}
+
+/// A page of the inbox.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboxPage {
+    /// The tasks, by due time then id.
+    pub items: Vec<TaskDto>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// Counts within the `role` and `process` filters (absent with `counts=false`).
+    pub counts: Option<CountsDto>,
+}
+
+/// Whose tasks to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssigneeFilter {
+    /// Assigned to the caller.
+    Me,
+    /// Unclaimed, in the caller's roles.
+    Nobody,
+    /// Both.
+    Any,
+}
+
+/// Claimed or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Someone has it.
+    Claimed,
+    /// In the pool.
+    Unclaimed,
+}
+
+/// Inbox filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TaskListQuery {
+    /// `me`, `nobody` or `any` (default).
+    pub assignee: Option<AssigneeFilter>,
+    /// `claimed` or `unclaimed`.
+    pub state: Option<TaskState>,
+    /// Only tasks for this candidate role.
+    pub role: Option<String>,
+    /// Only this process.
+    pub process: Option<String>,
+    /// Only this priority.
+    pub priority: Option<Priority>,
+    /// Only tasks due before this moment (RFC 3339).
+    #[param(format = DateTime)]
+    pub due_before: Option<String>,
+    /// Only tasks whose due time has passed.
+    pub overdue: Option<bool>,
+    /// Business key or title contains this text.
+    pub q: Option<String>,
+    /// Headquarters only: the dealer to read.
+    pub dealer: Option<String>,
+    /// Include the counts (default true).
+    pub counts: Option<bool>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// A step already done on the instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DoneStepDto {
+    /// The step.
+    pub step: String,
+    /// Its title.
+    pub title: LabelDto,
+    /// Who completed it.
+    pub by: Option<String>,
+    /// When.
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+/// A task with what is needed to do it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskDetail {
+    /// The task.
+    pub task: TaskDto,
+    /// The JSON Schema of its form (`{}`-like when there is no form).
+    #[schema(value_type = Object)]
+    pub form_schema: Value,
+    /// Whether the caller may claim, delegate or complete it.
+    pub can_act: bool,
+    /// The instance's data.
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+    /// The steps already done.
+    pub done: Vec<DoneStepDto>,
+}
+
+/// Hand a task to someone else.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateRequest {
+    /// The user id of the delegate (of the same dealer, holding one of the task's roles).
+    pub to: String,
+}
+
+/// Complete a task.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    /// The form data, validated against the task's form schema.
+    #[schema(value_type = Object)]
+    pub form: Map<String, Value>,
+}
+
+/// Start an instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// The process id (its newest deployment for the caller's dealer is used).
+    pub process: String,
+    /// The start data, validated against the process's data schema.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+    /// A business key (plate number, repair-order number, ...).
+    pub business_key: Option<String>,
+}
+
+/// Running or ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Running.
+    Running,
+    /// Ended (see `outcome`).
+    Ended,
+}
+
+/// Where a token stands.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PositionDto {
+    /// The step.
+    pub step: String,
+    /// Its title.
+    pub title: LabelDto,
+    /// The step kind (`task`, `receive`, ...).
+    pub kind: String,
+    /// What it waits for, in words (`task …-t3`, `message parts_arrived`).
+    pub waiting_for: String,
+    /// Since when.
+    #[schema(format = DateTime)]
+    pub since: String,
+}
+
+/// An armed timer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TimerDto {
+    /// The timer id.
+    pub id: String,
+    /// What it is (a timer's id in the definition, `wait`, `retry`, or `due` for an SLA).
+    pub def: String,
+    /// When it fires.
+    #[schema(format = DateTime)]
+    pub fire_at: String,
+}
+
+/// An open incident.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IncidentDto {
+    /// The incident id.
+    pub id: String,
+    /// The step.
+    pub step: String,
+    /// What happened.
+    pub message: String,
+    /// When.
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+/// A link to a parent instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ParentDto {
+    /// The parent.
+    pub id: String,
+    /// Its subprocess step.
+    pub step: String,
+}
+
+/// A link to a child instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChildDto {
+    /// The child.
+    pub id: String,
+    /// Its process.
+    pub process: String,
+    /// The subprocess step that started it.
+    pub step: String,
+    /// How it ended, once it has.
+    pub outcome: Option<String>,
+}
+
+/// An instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstanceDto {
+    /// The id.
+    pub id: String,
+    /// The process id.
+    pub process: String,
+    /// The process title.
+    pub process_title: LabelDto,
+    /// The process version.
+    pub version: u32,
+    /// The definition's content hash.
+    pub hash: String,
+    /// The dealer.
+    pub dealer: String,
+    /// The business key.
+    pub business_key: Option<String>,
+    /// Running or ended.
+    pub status: InstanceStatus,
+    /// How it ended.
+    pub outcome: Option<String>,
+    /// The data.
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+    /// Where its tokens stand.
+    pub position: Vec<PositionDto>,
+    /// Open tasks.
+    pub tasks: Vec<TaskDto>,
+    /// Armed timers.
+    pub timers: Vec<TimerDto>,
+    /// Open incidents.
+    pub incidents: Vec<IncidentDto>,
+    /// The parent.
+    pub parent: Option<ParentDto>,
+    /// The children.
+    pub children: Vec<ChildDto>,
+    /// When it started.
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    /// When it ended.
+    #[schema(format = DateTime)]
+    pub ended_at: Option<String>,
+}
+
+/// An instance in a list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstanceSummaryDto {
+    /// The id.
+    pub id: String,
+    /// The dealer.
+    pub dealer: String,
+    /// The process id.
+    pub process: String,
+    /// The business key.
+    pub business_key: Option<String>,
+    /// Running or ended.
+    pub status: InstanceStatus,
+    /// How it ended.
+    pub outcome: Option<String>,
+    /// The parent.
+    pub parent: Option<String>,
+    /// When it started.
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    /// When it ended.
+    #[schema(format = DateTime)]
+    pub ended_at: Option<String>,
+}
+
+/// A page of instances, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstancePage {
+    /// The instances.
+    pub items: Vec<InstanceSummaryDto>,
+    /// Pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Instance list filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InstanceListQuery {
+    /// Only of this process.
+    pub process: Option<String>,
+    /// Only running or ended ones.
+    pub status: Option<InstanceStatus>,
+    /// Business key contains this text.
+    pub q: Option<String>,
+    /// Headquarters only: only this dealer's.
+    pub dealer: Option<String>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntryDto {
+    /// Global order.
+    pub seq: i64,
+    /// Position in the instance's chain, from 1.
+    pub chain_seq: i64,
+    /// When.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// Who.
+    #[schema(value_type = Object)]
+    pub actor: Value,
+    /// What happened (`started`, `task_completed`, `timer_fired`, ...).
+    pub kind: String,
+    /// The step concerned.
+    pub step: Option<String>,
+    /// The details: the input, the events (with the guards that decided), the data diff.
+    #[schema(value_type = Object)]
+    pub entry: Value,
+    /// The definition it ran on.
+    pub definition_hash: Option<String>,
+    /// The previous entry's hash.
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+/// An instance's audit trail.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditDto {
+    /// The chain (the instance id).
+    pub chain: String,
+    /// Whether every hash links and matches its entry.
+    pub verified: bool,
+    /// The first entry that does not fit, if any.
+    pub broken: Option<String>,
+    /// The entries in order.
+    pub entries: Vec<AuditEntryDto>,
+}
+
+/// One line of the trace.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TraceLineDto {
+    /// When.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The audit entry it comes from.
+    pub chain_seq: i64,
+    /// What happened, in words.
+    pub text: String,
+}
+
+/// The readable trace of an instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TraceDto {
+    /// The instance.
+    pub instance: String,
+    /// One line per event.
+    pub lines: Vec<TraceLineDto>,
+}
+
+/// A Mermaid flowchart.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GraphDto {
+    /// The process.
+    pub process: String,
+    /// Its version.
+    pub version: u32,
+    /// The language of the labels.
+    pub lang: Lang,
+    /// The Mermaid source.
+    pub mermaid: String,
+}
+
+/// The language of a graph.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GraphQuery {
+    /// `zh` or `en` (default: the caller's preference).
+    pub lang: Option<Lang>,
+}
+
+/// Cancel an instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why.
+    pub reason: String,
+}
+
+/// The result of an administrator's command on an instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CommandResult {
+    /// The instance.
+    pub instance: String,
+    /// Whether it has ended.
+    pub ended: bool,
+}
+
+/// A message from outside.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    /// The message name.
+    pub name: String,
+    /// The correlation key (e.g. a purchase-order number).
+    pub key: Option<String>,
+    /// The payload.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+/// Where a message went.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageResult {
+    /// The instances it was delivered to.
+    pub delivered_to: Vec<String>,
+    /// Nobody waited: it is kept for the next instance that does.
+    pub buffered: bool,
+}
+
+/// A deployed process.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProcessDto {
+    /// The id.
+    pub id: String,
+    /// The version.
+    pub version: u32,
+    /// The content hash.
+    pub hash: String,
+    /// The title.
+    pub title: LabelDto,
+    /// The pack it came from.
+    pub pack: Option<String>,
+    /// The pack's version.
+    pub pack_version: Option<String>,
+    /// The roles its tasks are for.
+    pub roles: Vec<String>,
+}
+
+/// A user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserDto {
+    /// The id.
+    pub id: String,
+    /// The organisation.
+    pub organisation: String,
+    /// The display name.
+    pub name: String,
+    /// The roles held.
+    pub roles: Vec<String>,
+    /// An administrator of the organisation.
+    pub admin: bool,
+    /// Whether its tokens work.
+    pub active: bool,
+    /// Whether it may log in with a password.
+    pub has_password: bool,
+}
+
+/// A new user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// The id (letters, digits, `.`, `_`, `-`; unique across organisations).
+    pub id: String,
+    /// The organisation (default: the caller's).
+    pub organisation: Option<String>,
+    /// The display name (default: the id).
+    pub name: Option<String>,
+    /// Roles of the catalogue.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// An administrator of the organisation.
+    #[serde(default)]
+    pub admin: bool,
+    /// A password for logging in (at least 8 characters).
+    pub password: Option<String>,
+}
+
+/// A user's roles.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoles {
+    /// Roles of the catalogue.
+    pub roles: Vec<String>,
+    /// An administrator of the organisation (unchanged if absent).
+    pub admin: Option<bool>,
+}
+
+/// A new organisation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrganisation {
+    /// The id (for a dealer: its dealer code).
+    pub id: String,
+    /// Dealer or headquarters.
+    pub kind: OrgKind,
+    /// The name (default: the id).
+    pub name: Option<String>,
+    /// The IANA time zone (default `Asia/Shanghai`).
+    pub time_zone: Option<String>,
+}
+
+/// A new API token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// The user it authenticates.
+    pub user: String,
+    /// What it is for.
+    pub label: Option<String>,
+    /// Days until it expires (default: never).
+    #[schema(minimum = 1, maximum = 3650)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A token just created: the only time it is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    /// The public id (for revoking).
+    pub id: String,
+    /// The bearer token.
+    pub token: String,
+    /// The user.
+    pub user: String,
+    /// When it expires.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// A token, without its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenDto {
+    /// The public id.
+    pub id: String,
+    /// The user.
+    pub user: String,
+    /// What it is for.
+    pub label: String,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When it expires.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// When it was revoked.
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+/// Which tokens to list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TokenListQuery {
+    /// The user (default: the caller).
+    pub user: Option<String>,
+}
+
+/// Which users to list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserListQuery {
+    /// The organisation (default: the caller's; headquarters administrators may name any).
+    pub organisation: Option<String>,
+}
+
+/// Move the virtual clock (servers started with `--virtual-clock` only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockRequest {
+    /// An ISO 8601 duration to move forward (`PT2H`).
+    pub advance: Option<String>,
+    /// A moment to move to (RFC 3339; never backwards).
+    #[schema(format = DateTime)]
+    pub set: Option<String>,
+}
+
+/// The server's time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClockDto {
+    /// Now.
+    #[schema(format = DateTime)]
+    pub now: String,
+}
+
+/// A health answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}

@@ -1,0 +1,217 @@
+//! The one HTTP error type: every failure of a request becomes an RFC 9457
+//! `application/problem+json` body with a stable `type`. Domain refusals are 4xx with what the
+//! caller needs to fix; internal failures are a bare 500 whose cause travels only in a response
+//! extension, for the trace layer to log (never to the client).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use machine::{FieldError, Rejection};
+use runtime::Refused;
+
+use crate::dto::{FieldErrorDto, Problem};
+
+/// The base of every problem `type`.
+pub const PROBLEM_BASE: &str = "https://sopflow.dev/problems/";
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No token, or an unknown, revoked or expired one.
+    #[error("authentication is required")]
+    Unauthorized,
+    /// Visible, but not the caller's to act on.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Does not exist, or is not visible to the caller.
+    #[error("not found")]
+    NotFound,
+    /// No route has this path.
+    #[error("no such endpoint")]
+    NoRoute,
+    /// The route exists, but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Someone else was first, or the thing has ended.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body or the form is invalid; every field error is listed.
+    #[error("{detail}")]
+    Validation {
+        /// A summary.
+        detail: String,
+        /// Every field error.
+        errors: Vec<FieldError>,
+    },
+    /// An `Idempotency-Key` reused for a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyMismatch,
+    /// Malformed JSON, bad query or path parameters.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The engine is shutting down or overloaded.
+    #[error("the service is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or a failure of the database: 500, no details for the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The cause of a 500, attached to the response for the trace layer to log.
+#[derive(Debug, Clone)]
+pub struct InternalCause(pub String);
+
+impl Error {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound | Error::NoRoute => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Validation { .. } | Error::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable suffix of the problem `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Unauthorized => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound => "not-found",
+            Error::NoRoute => "no-route",
+            Error::MethodNotAllowed => "method-not-allowed",
+            Error::Conflict(_) => "conflict",
+            Error::Validation { .. } => "validation-failed",
+            Error::IdempotencyMismatch => "idempotency-mismatch",
+            Error::BadRequest(_) => "bad-request",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Error::Unauthorized => "Authentication required",
+            Error::Forbidden(_) => "Not yours to act on",
+            Error::NotFound => "Not found",
+            Error::NoRoute => "No such endpoint",
+            Error::MethodNotAllowed => "Method not allowed",
+            Error::Conflict(_) => "Conflict",
+            Error::Validation { .. } => "The request has errors",
+            Error::IdempotencyMismatch => "Idempotency-Key reused",
+            Error::BadRequest(_) => "Bad request",
+            Error::Unavailable(_) => "Service unavailable",
+            Error::Internal(_) => "Internal error",
+        }
+    }
+
+    /// A body-level validation error with one message.
+    pub fn invalid(path: &str, message: impl Into<String>) -> Error {
+        let message = message.into();
+        Error::Validation {
+            detail: format!("{path}: {message}"),
+            errors: vec![FieldError { path: path.to_string(), message }],
+        }
+    }
+
+    /// The problem document.
+    pub fn problem(&self) -> Problem {
+        let detail = match self {
+            // Internal causes are logged, not shown.
+            Error::Internal(_) => None,
+            Error::Unauthorized => Some("send `Authorization: Bearer <token>` with a valid token".to_string()),
+            other => Some(other.to_string()),
+        };
+        let errors = match self {
+            Error::Validation { errors, .. } => {
+                errors.iter().map(|e| FieldErrorDto { path: e.path.clone(), message: e.message.clone() }).collect()
+            }
+            _ => Vec::new(),
+        };
+        Problem {
+            r#type: format!("{PROBLEM_BASE}{}", self.kind()),
+            title: self.title().to_string(),
+            status: self.status().as_u16(),
+            detail,
+            errors,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if matches!(self, Error::Unauthorized) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Error::Internal(cause) = self {
+            response.extensions_mut().insert(InternalCause(cause));
+        }
+        response
+    }
+}
+
+impl From<runtime::Error> for Error {
+    fn from(e: runtime::Error) -> Error {
+        match e {
+            runtime::Error::ShuttingDown => Error::Unavailable("the engine is shutting down".into()),
+            runtime::Error::Contention(_) => {
+                Error::Conflict("the instance kept changing under concurrent writes; try again".into())
+            }
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<store::Error> for Error {
+    fn from(e: store::Error) -> Error {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<Refused> for Error {
+    fn from(r: Refused) -> Error {
+        match r {
+            Refused::Rejected(rejection) => rejection.into(),
+            Refused::TaskGone { task } => {
+                Error::Conflict(format!("the task `{task}` was already completed or cancelled"))
+            }
+            Refused::NoSuchInstance(_) => Error::NotFound,
+            Refused::NotDeployed { process, .. } => {
+                Error::invalid("/process", format!("the process `{process}` is not deployed for your dealer"))
+            }
+            Refused::AlreadyExists(id) => Error::Conflict(format!("the instance `{id}` already exists")),
+        }
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Error {
+        match r {
+            Rejection::InvalidForm(errors) => Error::Validation {
+                detail: format!("{} field(s) of the form are invalid; nothing was changed", errors.len()),
+                errors,
+            },
+            Rejection::InvalidData(errors) => Error::Validation {
+                detail: format!("{} field(s) of the data are invalid; nothing was started", errors.len()),
+                errors,
+            },
+            Rejection::DelegateLacksRole { .. } => Error::invalid("/to", r.to_string()),
+            Rejection::NotCandidate { .. } => Error::Forbidden(r.to_string()),
+            Rejection::NoSuchIncident(_) => Error::NotFound,
+            Rejection::Ended
+            | Rejection::NoSuchTask(_)
+            | Rejection::ClaimedByOther { .. }
+            | Rejection::NotAssignee(_)
+            | Rejection::NotWaiting(_)
+            | Rejection::Stale(_) => Error::Conflict(r.to_string()),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! What every handler shares: the runtime, the directory, the catalogue of deployed processes
+//! and roles, the metrics, and (in test mode) the virtual clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use model::{Label, Process};
+use runtime::{Runtime, VirtualClock};
+use store::org::OrgStore;
+use store_sqlx::AnyOrgStore;
+
+use crate::auth::{Principal, token_hash};
+use crate::dto::{Lang, OrgKind};
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// How long an authenticated token is trusted without reading the directory again: a token
+/// revoked (or a user changed) by another process stops working within this time; through this
+/// server, at once.
+pub const AUTH_TTL: Duration = Duration::from_secs(2);
+
+/// Cached authentications at most (the cache is emptied when full).
+const AUTH_CACHE_MAX: usize = 10_000;
+
+/// The processes the server deployed and the role catalogue of their packs.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    processes: BTreeMap<String, Arc<Process>>,
+    roles: BTreeMap<String, Label>,
+}
+
+impl Catalogue {
+    /// An empty catalogue.
+    pub fn new() -> Catalogue {
+        Catalogue::default()
+    }
+
+    /// Adds the roles of a pack's catalogue (`pack.yaml`'s `roles:`).
+    pub fn add_roles<'a>(&mut self, roles: impl IntoIterator<Item = (&'a String, &'a Label)>) {
+        for (id, label) in roles {
+            self.roles.entry(id.clone()).or_insert_with(|| label.clone());
+        }
+    }
+
+    /// Adds a deployed process (and the roles it names).
+    pub fn add_process(&mut self, process: Arc<Process>) {
+        self.add_roles(process.roles.iter());
+        self.processes.insert(process.id.clone(), process);
+    }
+
+    /// The deployed processes, by id.
+    pub fn processes(&self) -> &BTreeMap<String, Arc<Process>> {
+        &self.processes
+    }
+
+    /// A process by id.
+    pub fn process(&self, id: &str) -> Option<&Arc<Process>> {
+        self.processes.get(id)
+    }
+
+    /// The role catalogue, by id.
+    pub fn roles(&self) -> &BTreeMap<String, Label> {
+        &self.roles
+    }
+
+    /// The title of a process (its id when it is not in the catalogue).
+    pub fn process_title(&self, id: &str) -> Label {
+        self.processes
+            .get(id)
+            .map(|p| p.title.clone())
+            .unwrap_or_else(|| Label { zh: Some(id.to_string()), en: Some(id.to_string()) })
+    }
+}
+
+/// Settings of the server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The runtime's clock, when it is virtual: enables `POST /api/v1/test/clock`.
+    pub virtual_clock: Option<Arc<VirtualClock>>,
+    /// How long a token issued by a password login works.
+    pub login_ttl: SignedDuration,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: SignedDuration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            virtual_clock: None,
+            login_ttl: SignedDuration::from_hours(12),
+            idempotency_ttl: SignedDuration::from_hours(24),
+        }
+    }
+}
+
+/// The shared state of the router.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    /// Recently authenticated tokens (by hash), so a burst of requests reads the directory
+    /// once: entries live [`AUTH_TTL`], and any change made through this server clears them.
+    auth_cache: Mutex<HashMap<String, (Principal, Instant)>>,
+    runtime: Runtime,
+    org: AnyOrgStore,
+    catalogue: Catalogue,
+    metrics: Metrics,
+    options: Options,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("runtime", &self.inner.runtime).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state for a runtime, its directory and the catalogue of what was deployed.
+    pub fn new(runtime: Runtime, org: AnyOrgStore, catalogue: Catalogue, options: Options) -> AppState {
+        AppState {
+            inner: Arc::new(Shared {
+                auth_cache: Mutex::new(HashMap::new()),
+                runtime,
+                org,
+                catalogue,
+                metrics: Metrics::new(),
+                options,
+            }),
+        }
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// The directory.
+    pub fn org(&self) -> &AnyOrgStore {
+        &self.inner.org
+    }
+
+    /// The catalogue.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.inner.catalogue
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Now, by the runtime's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.runtime.clock().now()
+    }
+
+    /// Now, in milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.now().as_millisecond()
+    }
+
+    /// Forgets every cached authentication (after a change to users or tokens).
+    pub fn forget_authentications(&self) {
+        self.inner.auth_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// The principal a bearer token stands for, if it is valid.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Error> {
+        let hash = token_hash(token);
+        {
+            let cache = self.inner.auth_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((p, at)) = cache.get(&hash)
+                && at.elapsed() < AUTH_TTL
+            {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let Some(found) = self.inner.org.authenticate(&hash, self.now_ms()).await? else {
+            return Ok(None);
+        };
+        let (user, org) = (found.user, found.organisation);
+        let principal = Principal {
+            user: user.id,
+            name: user.name,
+            organisation: org.id,
+            kind: if org.kind == "hq" { OrgKind::Hq } else { OrgKind::Dealer },
+            roles: user.roles,
+            admin: user.admin,
+            lang: if user.lang.as_deref() == Some("zh") { Lang::Zh } else { Lang::En },
+            time_zone: org.time_zone,
+        };
+        let mut cache = self.inner.auth_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= AUTH_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(hash, (principal.clone(), Instant::now()));
+        Ok(Some(principal))
+    }
+}

@@ -1,0 +1,20 @@
+//! The server's tests: router tests with `oneshot` on the memory store (authorisation with two
+//! dealers and headquarters, form validation, idempotency, problem documents, the OpenAPI
+//! document), and end-to-end tests against a listening server on SQLite and, when
+//! `DATABASE_URL` is set, PostgreSQL.
+
+#[path = "server/harness.rs"]
+mod harness;
+
+#[path = "server/authorisation.rs"]
+mod authorisation;
+#[path = "server/end_to_end.rs"]
+mod end_to_end;
+#[path = "server/forms.rs"]
+mod forms;
+#[path = "server/idempotency.rs"]
+mod idempotency;
+#[path = "server/openapi.rs"]
+mod openapi;
+#[path = "server/problems.rs"]
+mod problems;
