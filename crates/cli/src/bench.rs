@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 pub enum Suite {
     /// Guards and the pure core, in memory.
     Core,
+    /// Durable task completions through the runtime and the store (see `--db`).
+    Runtime,
 }
 
 #[derive(Debug, Args)]
@@ -27,6 +29,8 @@ pub struct BenchArgs {
     /// Instances to drive through the 10-step process.
     #[arg(long, default_value_t = 20_000)]
     instances: u64,
+    #[command(flatten)]
+    runtime: crate::ops::RuntimeBenchArgs,
 }
 
 /// A 10-step process with a decision: 8 tasks, a decision and an end.
@@ -79,6 +83,7 @@ pub fn bench_process() -> anyhow::Result<model::Process> {
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     match args.suite {
         Suite::Core => core(args),
+        Suite::Runtime => crate::ops::bench_runtime(&args.runtime),
     }
 }
 

@@ -9,13 +9,15 @@ use clap::Args;
 use model::validate::Files;
 use model::{Diagnostic, FsFiles};
 
-/// The actions built into the engine; plugins add their own.
-pub const BUILTIN_ACTIONS: &[&str] = &["notify", "http", "inventory.check", "inventory.reserve"];
-
-/// Load options for the design-time commands.
+/// Load options for the design-time commands: the actions and guard helpers of the built-ins
+/// and the script plugins (see `crate::plugins::design_registry`).
 pub fn load_options() -> model::Options {
+    let registry = crate::plugins::design_registry();
+    let limits = script::Limits::default();
+    let sandbox = registry.guard_sandbox(limits.clone()).unwrap_or_else(|_| script::Sandbox::new(limits));
     model::Options {
-        actions: Some(BUILTIN_ACTIONS.iter().map(|s| s.to_string()).collect()),
+        actions: Some(registry.action_names()),
+        sandbox: std::sync::Arc::new(sandbox),
         ..model::Options::default()
     }
 }
@@ -61,8 +63,8 @@ pub struct GraphArgs {
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// Write process.schema.json, pack.schema.json and scenario.schema.json into this folder
-    /// instead of printing the process schema.
+    /// Write process.schema.json, pack.schema.json, scenario.schema.json and
+    /// overlay.schema.json into this folder instead of printing the process schema.
     #[arg(long)]
     write: Option<PathBuf>,
 }
@@ -198,6 +200,7 @@ pub fn schema(args: &SchemaArgs) -> anyhow::Result<ExitCode> {
         ("process.schema.json", model::schema::process_schema()),
         ("pack.schema.json", model::schema::pack_schema()),
         ("scenario.schema.json", testkit::scenario_schema()),
+        ("overlay.schema.json", packs::overlay_schema()),
     ];
     match &args.write {
         Some(dir) => {

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "cli/standard_pack.rs"]
+mod standard_pack;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -102,7 +105,7 @@ fn the_pure_crates_do_no_io() {
             .unwrap_or_default()
     };
     let forbidden = ["tokio", "sqlx", "axum", "hyper", "reqwest", "tracing-subscriber"];
-    for pure in ["calendar", "script", "model", "machine"] {
+    for pure in ["calendar", "script", "model", "machine", "packs", "store"] {
         let root_id = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == pure).unwrap()["id"]
             .as_str()
             .unwrap()
@@ -118,4 +121,61 @@ fn the_pure_crates_do_no_io() {
             stack.extend(deps_of(&id));
         }
     }
+}
+
+#[test]
+fn plugins_lists_the_example_plugin_with_its_declared_and_granted_capabilities() {
+    let out = sopflow(&["plugins"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = text(&out.stdout);
+    assert!(list.contains("  action notify: "), "{list}");
+    assert!(list.contains("dms_example 1.0.0 (plugins/dms_example): "), "{list}");
+    assert!(list.contains("  helper is_vip/1: "), "{list}");
+    assert!(list.contains("  declares: http dms.example.com, secret dms_token\n  granted:  nothing"), "{list}");
+}
+
+#[test]
+fn pack_build_sign_and_verify_round_trip_and_refuse_a_wrong_key() {
+    let dir = std::env::temp_dir().join(format!("sopflow-cli-pack-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key, other, archive) = (dir.join("hq.key"), dir.join("other.key"), dir.join("examples.sopack"));
+    let public =
+        |out: &Output| text(&out.stdout).lines().find_map(|l| l.strip_prefix("public key: ").map(str::to_string));
+    let hq = sopflow(&["pack", "keygen", "-o", key.to_str().unwrap()]);
+    let stranger = sopflow(&["pack", "keygen", "-o", other.to_str().unwrap()]);
+    let (hq, stranger) = (public(&hq).unwrap(), public(&stranger).unwrap());
+    let built = sopflow(&[
+        "pack",
+        "build",
+        "processes/examples",
+        "--key",
+        key.to_str().unwrap(),
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let ok = sopflow(&["pack", "verify", archive.to_str().unwrap(), "--trust", &hq]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("is examples 1.0.0, unaltered"), "{}", text(&ok.stdout));
+    let refused = sopflow(&["pack", "verify", archive.to_str().unwrap(), "--trust", &stranger]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("not one of the trusted publisher keys"), "{}", text(&refused.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pack_diff_prints_one_block_per_dealer() {
+    let out = sopflow(&[
+        "pack",
+        "diff",
+        "processes/examples",
+        "--overlay",
+        "processes/examples/dealers/faithful.yaml",
+        "--overlay",
+        "processes/examples/dealers/deviant.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.starts_with("dealer dealer_faithful: no deviations from examples 1.0.0\n"), "{table}");
+    assert!(table.contains("dealer dealer_deviant: 10 deviation(s)"), "{table}");
 }
