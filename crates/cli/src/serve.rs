@@ -85,6 +85,10 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::new(args.db.clone());
     config.model = model_options;
     config.actions = actions;
+    config.topics = registry.topic_schemas();
+    let dispatch = &registry.config().dispatch;
+    config.action_timeout = std::time::Duration::from_secs(dispatch.timeout_secs.max(1));
+    config.action_concurrency = dispatch.max_concurrent.max(1);
     config.store.pg_schema = args.pg_schema.clone();
     let virtual_clock = args.virtual_clock.then(|| Arc::new(VirtualClock::new(jiff::Timestamp::now())));
     if let Some(c) = &virtual_clock {

@@ -190,11 +190,12 @@ pub trait JobStore: Send + Sync {
     fn insert(&self, job: ExternalJob) -> BoxFuture<'_, Result<bool, Error>>;
     /// A job by id.
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ExternalJob>, Error>>;
-    /// Up to `limit` open jobs of `topics` that can be handed out at `now` (due, and unlocked
-    /// or with an expired lock), oldest due first.
+    /// Up to `limit` open jobs of `topics` (of `dealer` only, when given) that can be handed out
+    /// at `now` (due, and unlocked or with an expired lock), oldest due first.
     fn available<'a>(
         &'a self,
         topics: &'a [String],
+        dealer: Option<&'a str>,
         now: Timestamp,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExternalJob>, Error>>;
@@ -260,10 +261,12 @@ impl<S: JobStore> ExternalJobs<S> {
         Ok(id)
     }
 
-    /// Locks up to `max` jobs of `topics` for `worker` until `now + lock_for`.
+    /// Locks up to `max` jobs of `topics` for `worker` until `now + lock_for`; with `dealer`,
+    /// only jobs of that dealer (a dealer's worker never sees another dealer's work).
     pub async fn fetch_and_lock(
         &self,
         worker: &str,
+        dealer: Option<&str>,
         topics: &[String],
         max: usize,
         lock_for: SignedDuration,
@@ -273,12 +276,12 @@ impl<S: JobStore> ExternalJobs<S> {
         let mut locked = Vec::new();
         // Candidates can be taken by a concurrent fetch between reading and saving; ask for a
         // few more than needed and skip those that changed.
-        let candidates = self.store.available(topics, now, max.saturating_mul(2).max(1)).await?;
+        let candidates = self.store.available(topics, dealer, now, max.saturating_mul(2).max(1)).await?;
         for mut job in candidates {
             if locked.len() >= max {
                 break;
             }
-            if !job.available(now) {
+            if !job.available(now) || dealer.is_some_and(|d| d != job.dealer) {
                 continue;
             }
             let expected = job.version;
@@ -414,11 +417,16 @@ impl JobStore for MemoryJobStore {
     fn available<'a>(
         &'a self,
         topics: &'a [String],
+        dealer: Option<&'a str>,
         now: Timestamp,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ExternalJob>, Error>> {
-        let mut found: Vec<ExternalJob> =
-            self.lock().values().filter(|j| topics.contains(&j.topic) && j.available(now)).cloned().collect();
+        let mut found: Vec<ExternalJob> = self
+            .lock()
+            .values()
+            .filter(|j| topics.contains(&j.topic) && dealer.is_none_or(|d| d == j.dealer) && j.available(now))
+            .cloned()
+            .collect();
         found.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
         found.truncate(limit);
         Box::pin(std::future::ready(Ok(found)))

@@ -187,6 +187,9 @@ pub(crate) fn change_for(
     let snapshot =
         serde_json::to_string(after).map_err(|source| Error::Decode { what: "an instance snapshot".into(), source })?;
     let (status, outcome, ended_at) = match &after.status {
+        // A running instance stopped by an incident is listed apart, so that administrators
+        // find what waits for them without reading every snapshot.
+        Status::Running if !after.incidents.is_empty() => ("incident", None, None),
         Status::Running => ("running", None, None),
         Status::Ended { outcome, at } => ("ended", Some(outcome.clone()), Some(ms(*at))),
     };

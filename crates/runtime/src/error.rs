@@ -25,6 +25,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The external task jobs' store failed.
+    #[error("the external task store failed: {0}")]
+    JobStore(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Other writers kept changing the instance; the command was given up.
     #[error("instance {0} kept changing under concurrent writes; try again")]
     Contention(String),

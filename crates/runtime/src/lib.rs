@@ -36,6 +36,7 @@ mod actions;
 mod clock;
 mod convert;
 mod error;
+mod external;
 mod lane;
 mod loops;
 
@@ -57,6 +58,8 @@ use tokio::task::JoinHandle;
 pub use actions::{ActionRegistry, BadSchema};
 pub use clock::{Clock, SystemClock, VirtualClock, Wait};
 pub use error::Error;
+pub use external::{JobError, TopicSchemas, WorkerFailure, attempt_of, job_id, topic_of};
+pub use plugins::external::ExternalJob;
 
 use crate::clock::ms;
 use crate::lane::{Command, Lane, Op, Settle, lane_of};
@@ -92,6 +95,8 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// The actions the outbox may invoke.
     pub actions: ActionRegistry,
+    /// The external task topics (`topic:<t>` actions) with their input and output schemas.
+    pub topics: TopicSchemas,
     /// This engine node's name in leases (default: a fresh id).
     pub node_id: Option<String>,
     /// How long a taken timer or outbox row is reserved for this node.
@@ -134,6 +139,7 @@ impl Config {
             lanes: None,
             clock: Arc::new(SystemClock),
             actions: ActionRegistry::with_builtins(),
+            topics: TopicSchemas::new(),
             node_id: None,
             lease: SignedDuration::from_secs(60),
             poll: Duration::from_secs(1),
@@ -272,6 +278,8 @@ pub(crate) struct Inner {
     pub(crate) store: AnyStore,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) actions: ActionRegistry,
+    /// Jobs of `topic:` actions, waiting for external workers.
+    pub(crate) external: external::Jobs,
     pub(crate) node: String,
     pub(crate) config: Config,
     processes: Mutex<HashMap<String, Arc<Process>>>,
@@ -469,10 +477,12 @@ impl Runtime {
             senders.push(tx);
             receivers.push(rx);
         }
+        let external = external::Jobs::new(store_sqlx::AnyJobStore::for_store(&store), config.topics.clone());
         let inner = Arc::new(Inner {
             store,
             clock: Arc::clone(&config.clock),
             actions: config.actions.clone(),
+            external,
             node: config.node_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string()),
             processes: Mutex::new(HashMap::new()),
             lanes: Mutex::new(Some(senders)),

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use crate::clock::{from_ms, ms};
 use crate::convert::Work;
 use crate::error::Error;
+use crate::external::{self, topic_of};
 use crate::lane::{Command, Op, Settle};
 use crate::{Inner, Refused};
 
@@ -208,6 +209,16 @@ async fn perform(inner: &Arc<Inner>, row: OutboxRow) -> Result<(), Error> {
             }
         }
         Work::Effect { effect } => match *effect {
+            Effect::Invoke { job, action, input, attempt, idempotency_key } if topic_of(&action).is_some() => {
+                match external::enqueue(inner, &row, &job, &action, input, attempt, idempotency_key).await? {
+                    // A worker answers later (`Runtime::complete_external`).
+                    None => settle(inner, &row).await?,
+                    Some(refused) => {
+                        let op = Op::Input { instance: row.instance_id.clone(), input: refused, idempotency_key: None };
+                        inner.call_with(op, done, Settle::Always, None).await?.ok();
+                    }
+                }
+            }
             Effect::Invoke { job, action, input, attempt, idempotency_key } => {
                 let result = invoke(inner, &row, &job, &action, input, attempt, idempotency_key).await;
                 let op = Op::Input { instance: row.instance_id.clone(), input: result, idempotency_key: None };

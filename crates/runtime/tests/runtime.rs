@@ -11,5 +11,8 @@ mod flows;
 #[path = "runtime/durability.rs"]
 mod durability;
 
+#[path = "runtime/plugins.rs"]
+mod external_actions;
+
 #[path = "runtime/crash.rs"]
 mod crash;

@@ -392,8 +392,10 @@ pub struct StartRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InstanceStatus {
-    /// Running.
+    /// Running (as a filter: not ended, including those with an incident).
     Running,
+    /// Running, stopped by an open incident that an administrator must retry or skip.
+    Incident,
     /// Ended (see `outcome`).
     Ended,
 }

@@ -61,6 +61,7 @@ pub use state::{AppState, Catalogue, Options};
         (name = "tasks", description = "The inbox: tasks waiting for people."),
         (name = "instances", description = "Running and ended instances, their audit trail and trace."),
         (name = "messages", description = "Messages to waiting instances."),
+        (name = "external tasks", description = "Jobs of `topic:` steps for external workers: fetch and lock, complete, fail."),
         (name = "processes", description = "The deployed processes."),
         (name = "me", description = "The caller and logging in."),
         (name = "admin", description = "Organisations, users, roles and tokens."),

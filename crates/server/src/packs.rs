@@ -32,6 +32,9 @@ pub fn load(roots: &[PathBuf], options: &model::Options) -> Loaded {
     dirs.sort();
     dirs.dedup();
     let mut out = Loaded::default();
+    // The engine's own roles, whatever the packs say: accounts of external task workers.
+    let worker = model::Label { zh: Some("外部任務程序".into()), en: Some("External task worker".into()) };
+    out.catalogue.add_roles([(&crate::routes::external::WORKER_ROLE.to_string(), &worker)]);
     let mut chosen: BTreeMap<String, (PathBuf, Arc<Process>)> = BTreeMap::new();
     for dir in dirs {
         let pack = model::load_pack(&dir, &FsFiles, options);

@@ -87,6 +87,7 @@ pub fn task_of(i: &Instance, t: &machine::Task, p: &Process, now: Millis) -> Tas
 /// An instance with its process.
 pub fn instance(i: &Instance, p: &Process, now: Millis) -> InstanceDto {
     let (status, outcome, ended_at) = match &i.status {
+        Status::Running if !i.incidents.is_empty() => (InstanceStatus::Incident, None, None),
         Status::Running => (InstanceStatus::Running, None, None),
         Status::Ended { outcome, at } => (InstanceStatus::Ended, Some(outcome.clone()), Some(time(*at))),
     };

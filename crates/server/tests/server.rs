@@ -10,6 +10,8 @@ mod harness;
 mod authorisation;
 #[path = "server/end_to_end.rs"]
 mod end_to_end;
+#[path = "server/external_tasks.rs"]
+mod external_tasks;
 #[path = "server/forms.rs"]
 mod forms;
 #[path = "server/idempotency.rs"]

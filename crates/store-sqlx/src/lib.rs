@@ -15,11 +15,13 @@
 //! and embedded in the binary; the audit table refuses `UPDATE` and `DELETE` by trigger on both
 //! backends.
 
+mod jobs;
 mod org;
 mod payload;
 mod sql;
 mod sqlite_commit;
 
+pub use jobs::AnyJobStore;
 pub use org::AnyOrgStore;
 
 use std::path::Path;

@@ -273,8 +273,15 @@ macro_rules! org_backend {
             if let Some(p) = &q.process_id {
                 qb.push(" AND process_id = ").push_bind(p.clone());
             }
-            if let Some(s) = &q.status {
-                qb.push(" AND status = ").push_bind(s.clone());
+            match q.status.as_deref() {
+                // `running` means not ended, with or without an open incident.
+                Some("running") => {
+                    qb.push(" AND status <> 'ended'");
+                }
+                Some(s) => {
+                    qb.push(" AND status = ").push_bind(s.to_owned());
+                }
+                None => {}
             }
             if let Some(b) = &q.before {
                 qb.push(" AND id < ").push_bind(b.clone());

@@ -440,7 +440,7 @@ macro_rules! backend {
             };
             Ok(Stats {
                 instances: count("SELECT COUNT(*) FROM instances").await?,
-                running: count("SELECT COUNT(*) FROM instances WHERE status = 'running'").await?,
+                running: count("SELECT COUNT(*) FROM instances WHERE status <> 'ended'").await?,
                 tasks: count("SELECT COUNT(*) FROM tasks").await?,
                 timers: count("SELECT COUNT(*) FROM timers").await?,
                 outbox: count("SELECT COUNT(*) FROM outbox").await?,

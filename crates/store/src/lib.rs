@@ -91,7 +91,7 @@ pub struct InstanceRow {
     pub business_key: Option<String>,
     /// The parent instance.
     pub parent_id: Option<String>,
-    /// `running` or `ended`.
+    /// `running`, `incident` (running, stopped by an open incident) or `ended`.
     pub status: String,
     /// The outcome, once ended.
     pub outcome: Option<String>,

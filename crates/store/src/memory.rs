@@ -333,7 +333,7 @@ impl Store for MemoryStore {
         let s = self.lock();
         Ok(Stats {
             instances: s.instances.len() as i64,
-            running: s.instances.values().filter(|i| i.status == "running").count() as i64,
+            running: s.instances.values().filter(|i| i.status != "ended").count() as i64,
             tasks: s.tasks.len() as i64,
             timers: s.timers.len() as i64,
             outbox: s.outbox.len() as i64,

@@ -96,7 +96,7 @@ pub struct InstanceSummary {
     pub business_key: Option<String>,
     /// The parent instance.
     pub parent_id: Option<String>,
-    /// `running` or `ended`.
+    /// `running`, `incident` (running, stopped by an open incident) or `ended`.
     pub status: String,
     /// The outcome, once ended.
     pub outcome: Option<String>,
@@ -113,7 +113,7 @@ pub struct InstanceSearch {
     pub dealer: Option<String>,
     /// Only of this process.
     pub process_id: Option<String>,
-    /// Only `running` or `ended` ones.
+    /// Only `running` (not ended, with or without an incident), `incident` or `ended` ones.
     pub status: Option<String>,
     /// Only those whose business key contains this text.
     pub text: Option<String>,

@@ -50,15 +50,15 @@ fn topics() -> Vec<String> {
 async fn a_worker_that_dies_with_a_locked_job_loses_nothing() {
     let jobs = jobs().await;
     let lock = SignedDuration::from_mins(5);
-    let taken = jobs.fetch_and_lock("worker-a", &topics(), 10, lock, at(0)).await.unwrap();
+    let taken = jobs.fetch_and_lock("worker-a", None, &topics(), 10, lock, at(0)).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].id, "i1-j1.1");
     assert_eq!(taken[0].input, json!({ "order_no": "RO-1" }));
 
     // worker-a dies. While its lock holds, nobody else gets the job.
-    assert!(jobs.fetch_and_lock("worker-b", &topics(), 10, lock, at(4)).await.unwrap().is_empty());
+    assert!(jobs.fetch_and_lock("worker-b", None, &topics(), 10, lock, at(4)).await.unwrap().is_empty());
     // Once it expires, the job returns.
-    let retaken = jobs.fetch_and_lock("worker-b", &topics(), 10, lock, at(5)).await.unwrap();
+    let retaken = jobs.fetch_and_lock("worker-b", None, &topics(), 10, lock, at(5)).await.unwrap();
     assert_eq!(retaken.len(), 1);
     assert_eq!(retaken[0].attempt(), 1, "an expired lock is not a failed try");
 
@@ -74,7 +74,7 @@ async fn a_worker_that_dies_with_a_locked_job_loses_nothing() {
 #[tokio::test]
 async fn a_completion_whose_output_violates_the_schema_is_refused_and_the_job_stays_locked() {
     let jobs = jobs().await;
-    jobs.fetch_and_lock("w", &topics(), 1, SignedDuration::from_mins(5), at(0)).await.unwrap();
+    jobs.fetch_and_lock("w", None, &topics(), 1, SignedDuration::from_mins(5), at(0)).await.unwrap();
     let err = jobs.complete("i1-j1.1", "w", json!({ "synced": "yes", "extra": 1 })).await.unwrap_err();
     let Error::Invalid(violation) = err else { panic!("expected a schema violation, got {err}") };
     let paths: Vec<&str> = violation.errors.iter().map(|e| e.path.as_str()).collect();
@@ -86,20 +86,23 @@ async fn a_completion_whose_output_violates_the_schema_is_refused_and_the_job_st
 async fn failures_are_retried_with_backoff_and_the_last_one_raises_an_incident() {
     let jobs = jobs().await;
     let lock = SignedDuration::from_mins(5);
-    jobs.fetch_and_lock("w", &topics(), 1, lock, at(0)).await.unwrap();
+    jobs.fetch_and_lock("w", None, &topics(), 1, lock, at(0)).await.unwrap();
     assert_eq!(
         jobs.fail("i1-j1.1", "w", "DMS down", true, at(1)).await.unwrap(),
         Failed::Retry { at: at(2), failures: 1 }
     );
-    assert!(jobs.fetch_and_lock("w", &topics(), 1, lock, at(1)).await.unwrap().is_empty(), "not before the backoff");
-    let again = jobs.fetch_and_lock("w", &topics(), 1, lock, at(2)).await.unwrap();
+    assert!(
+        jobs.fetch_and_lock("w", None, &topics(), 1, lock, at(1)).await.unwrap().is_empty(),
+        "not before the backoff"
+    );
+    let again = jobs.fetch_and_lock("w", None, &topics(), 1, lock, at(2)).await.unwrap();
     assert_eq!(again[0].attempt(), 2);
     assert_eq!(
         jobs.fail("i1-j1.1", "w", "DMS down", true, at(2)).await.unwrap(),
         Failed::Retry { at: at(4), failures: 2 },
         "the backoff doubles"
     );
-    jobs.fetch_and_lock("w", &topics(), 1, lock, at(4)).await.unwrap();
+    jobs.fetch_and_lock("w", None, &topics(), 1, lock, at(4)).await.unwrap();
     assert_eq!(
         jobs.fail("i1-j1.1", "w", "DMS down", true, at(4)).await.unwrap(),
         Failed::Incident {
@@ -108,13 +111,13 @@ async fn failures_are_retried_with_backoff_and_the_last_one_raises_an_incident()
             error: "the worker `w` failed the task (3 tries): DMS down".into()
         }
     );
-    assert!(jobs.fetch_and_lock("w", &topics(), 1, lock, at(60)).await.unwrap().is_empty(), "given up for good");
+    assert!(jobs.fetch_and_lock("w", None, &topics(), 1, lock, at(60)).await.unwrap().is_empty(), "given up for good");
 }
 
 #[tokio::test]
 async fn a_failure_that_is_not_retryable_raises_the_incident_at_once() {
     let jobs = jobs().await;
-    jobs.fetch_and_lock("w", &topics(), 1, SignedDuration::from_mins(5), at(0)).await.unwrap();
+    jobs.fetch_and_lock("w", None, &topics(), 1, SignedDuration::from_mins(5), at(0)).await.unwrap();
     let outcome = jobs.fail("i1-j1.1", "w", "unknown plate", false, at(0)).await.unwrap();
     assert!(matches!(outcome, Failed::Incident { ref error, .. } if error.ends_with("(1 try): unknown plate")));
     assert!(matches!(jobs.fail("i1-j1.1", "w", "again", true, at(1)).await, Err(Error::Finished(_))));

@@ -99,6 +99,7 @@ pub async fn list(
         process_id: q.process,
         status: q.status.map(|st| match st {
             InstanceStatus::Running => "running".to_string(),
+            InstanceStatus::Incident => "incident".to_string(),
             InstanceStatus::Ended => "ended".to_string(),
         }),
         text: q.q.filter(|t| !t.trim().is_empty()),
@@ -115,7 +116,11 @@ pub async fn list(
             dealer: r.dealer,
             process: r.process_id,
             business_key: r.business_key,
-            status: if r.status == "ended" { InstanceStatus::Ended } else { InstanceStatus::Running },
+            status: match r.status.as_str() {
+                "ended" => InstanceStatus::Ended,
+                "incident" => InstanceStatus::Incident,
+                _ => InstanceStatus::Running,
+            },
             outcome: r.outcome,
             parent: r.parent_id,
             started_at: views::time_ms(r.started_at),

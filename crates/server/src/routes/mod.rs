@@ -3,6 +3,7 @@
 //! document cannot disagree.
 
 pub mod admin;
+pub mod external;
 pub mod instances;
 pub mod misc;
 pub mod tasks;
@@ -36,6 +37,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::retry_incident))
         .routes(routes!(instances::skip_incident))
         .routes(routes!(misc::message))
+        .routes(routes!(external::fetch_and_lock))
+        .routes(routes!(external::complete))
+        .routes(routes!(external::failure))
         .routes(routes!(misc::processes))
         .routes(routes!(misc::process_graph))
         .routes(routes!(admin::roles))

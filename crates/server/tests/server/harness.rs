@@ -170,6 +170,8 @@ pub const USERS: &[(&str, &str, &[&str], bool)] = &[
     ("b.advisor", "b", &["service_advisor"], false),
     ("b.tech", "b", &["technician"], false),
     ("b.admin", "b", &[], true),
+    ("a.worker", "a", &["external_worker"], false),
+    ("b.worker", "b", &["external_worker"], false),
     ("hq.viewer", "hq", &[], false),
     ("hq.admin", "hq", &[], true),
 ];
@@ -187,8 +189,19 @@ impl Harness {
     pub async fn open(
         backend: Backend,
         processes: Vec<Arc<model::Process>>,
+        catalogue: Catalogue,
+        actions: Option<runtime::ActionRegistry>,
+    ) -> Option<Harness> {
+        Harness::open_with_topics(backend, processes, catalogue, actions, runtime::TopicSchemas::new()).await
+    }
+
+    /// As [`Harness::open`], with external task topics.
+    pub async fn open_with_topics(
+        backend: Backend,
+        processes: Vec<Arc<model::Process>>,
         mut catalogue: Catalogue,
         actions: Option<runtime::ActionRegistry>,
+        topics: runtime::TopicSchemas,
     ) -> Option<Harness> {
         let clock = Arc::new(VirtualClock::new(t0()));
         let (url, dir, schema) = match backend {
@@ -211,6 +224,7 @@ impl Harness {
         if let Some(a) = actions {
             config.actions = a;
         }
+        config.topics = topics;
         let runtime = match backend {
             Backend::Memory => Runtime::with_store(AnyStore::Memory(store::MemoryStore::new()), config).await.unwrap(),
             _ => match Runtime::open(config).await {

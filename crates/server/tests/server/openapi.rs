@@ -15,6 +15,9 @@ use crate::harness::Harness;
 const OPERATIONS: &[&str] = &[
     "DELETE /api/v1/tokens/{id}",
     "GET /api/v1/instances",
+    "POST /api/v1/external-tasks/fetch-and-lock",
+    "POST /api/v1/external-tasks/{id}/complete",
+    "POST /api/v1/external-tasks/{id}/failure",
     "GET /api/v1/instances/{id}",
     "GET /api/v1/instances/{id}/audit",
     "GET /api/v1/instances/{id}/graph",

@@ -53,7 +53,7 @@ impl SearchStore for MemoryStore {
             .values()
             .filter(|i| q.dealer.as_ref().is_none_or(|d| &i.dealer == d))
             .filter(|i| q.process_id.as_ref().is_none_or(|p| &i.process_id == p))
-            .filter(|i| q.status.as_ref().is_none_or(|st| &i.status == st))
+            .filter(|i| q.status.as_deref().is_none_or(|st| i.status == st || (st == "running" && i.status != "ended")))
             .filter(|i| q.before.as_ref().is_none_or(|b| &i.id < b))
             .filter(|i| {
                 needle.as_ref().is_none_or(|n| {

@@ -1,0 +1,257 @@
+//! Actions that reach outside the engine, on every backend: external task workers (fetch and
+//! lock, a worker that dies, retries and incidents) and a webhook that times out.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use machine::{Actor, User, Wait};
+use runtime::{ActionRegistry, Clock, JobError, Runtime, WorkerFailure};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::harness::*;
+
+/// An order that is synced to the dealer's DMS by an external worker, then approved.
+const SYNC: &str = r#"
+process: sync
+version: 1
+title: { zh: 同步, en: Sync }
+roles: [advisor, foreman]
+data:
+  type: object
+  properties:
+    plate: { type: string }
+start: push
+steps:
+  push:
+    type: action
+    action: topic:dms_sync
+    input: { plate: =plate }
+    retry: { max_attempts: 2, backoff: PT1M, max_backoff: PT1M }
+    next: approve
+  approve:
+    type: task
+    title: { zh: 批准, en: Approve }
+    roles: [foreman]
+    next: done
+  done:
+    type: end
+"#;
+
+/// The plugin configuration declaring the topic with its schemas.
+const TOPICS: &str = r#"
+topics:
+  dms_sync:
+    description: Open the repair order in the DMS.
+    input:
+      type: object
+      required: [plate]
+      properties: { plate: { type: string } }
+    output:
+      type: object
+      required: [order_no]
+      properties: { order_no: { type: string, pattern: "^RO-" } }
+"#;
+
+async fn open_with_topics(env: &Env) -> Runtime {
+    let config = plugins::config::PluginsConfig::parse(Path::new("plugins.yaml"), TOPICS).unwrap();
+    let registry = plugins::Registry::builder(config).build().unwrap();
+    let mut c = env.config();
+    c.topics = registry.topic_schemas();
+    let rt = env.open_with(c).await;
+    rt.deploy(&[process(SYNC)], "", Actor::System).await.unwrap();
+    rt
+}
+
+fn topics() -> Vec<String> {
+    vec!["dms_sync".into()]
+}
+
+/// Fetches until the outbox has enqueued the instance's job (the dispatcher runs on its own;
+/// polling with a deadline waits for readiness, it does not let time pass).
+async fn fetch_one(rt: &Runtime, worker: &str, dealer: Option<&str>) -> runtime::ExternalJob {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut got = rt.fetch_and_lock(worker, dealer, &topics(), 5, SignedDuration::from_mins(5)).await.unwrap();
+        if !got.is_empty() {
+            assert_eq!(got.len(), 1, "{got:?}");
+            return got.remove(0);
+        }
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for a job to fetch");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn admin() -> User {
+    User::new("admin", ["admin"])
+}
+
+runtime_test!(an_external_worker_that_dies_loses_nothing, |env| {
+    let rt = open_with_topics(&env).await;
+    start(&rt, "sync", "x1", "粤B1").await;
+
+    let job = fetch_one(&rt, "dms-1", Some("d1")).await;
+    assert_eq!((job.topic.as_str(), job.input.clone(), job.attempt()), ("dms_sync", json!({ "plate": "粤B1" }), 1));
+    assert_eq!(job.instance, "x1");
+    // Another dealer's worker never sees it; while locked, nobody else gets it.
+    let other = rt.fetch_and_lock("dms-9", Some("d2"), &topics(), 5, SignedDuration::from_mins(5)).await.unwrap();
+    assert!(other.is_empty());
+    let locked = rt.fetch_and_lock("dms-2", Some("d1"), &topics(), 5, SignedDuration::from_mins(5)).await.unwrap();
+    assert!(locked.is_empty(), "a locked job is not handed out twice");
+
+    // dms-1 dies. When its lock expires, the job goes to the next worker.
+    env.clock.advance(SignedDuration::from_mins(6));
+    let again = rt.fetch_and_lock("dms-2", Some("d1"), &topics(), 5, SignedDuration::from_mins(5)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, job.id, "the same job, not a new one");
+
+    // The first worker comes back too late: the job is no longer its own.
+    let late = rt.complete_external(&job.id, "dms-1", json!({ "order_no": "RO-1" })).await.unwrap();
+    assert!(matches!(late, Err(JobError::NotLocked { .. })), "{late:?}");
+    // Output that breaks the topic's schema is refused with the field path; the job stays locked.
+    let bad = rt.complete_external(&job.id, "dms-2", json!({ "order_no": 7 })).await.unwrap();
+    match bad {
+        Err(JobError::Invalid(v)) => {
+            let paths: Vec<&str> = v.errors.iter().map(|e| e.path.as_str()).collect();
+            assert_eq!(paths, ["/order_no"], "{v}");
+        }
+        other => panic!("expected a schema violation, got {other:?}"),
+    }
+    rt.complete_external(&job.id, "dms-2", json!({ "order_no": "RO-1" })).await.unwrap().unwrap();
+    // Completing twice is harmless.
+    rt.complete_external(&job.id, "dms-2", json!({ "order_no": "RO-1" })).await.unwrap().unwrap();
+
+    let view = rt.instance("x1").await.unwrap().unwrap();
+    assert_eq!(view.instance.data["push"], json!({ "order_no": "RO-1" }));
+    assert_eq!(view.instance.tasks.len(), 1, "at the approval");
+    let kinds: Vec<String> = rt.audit("x1").await.unwrap().into_iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, ["started", "action_succeeded"]);
+    rt.shutdown().await;
+});
+
+runtime_test!(a_failing_worker_is_retried_after_the_backoff_then_raises_an_incident_an_administrator_retries, |env| {
+    let rt = open_with_topics(&env).await;
+    start(&rt, "sync", "x2", "粤B2").await;
+
+    let first = fetch_one(&rt, "dms-1", None).await;
+    let failed = rt.fail_external(&first.id, "dms-1", "DMS down", true).await.unwrap().unwrap();
+    let retry_at = env.clock.now() + SignedDuration::from_mins(1);
+    assert_eq!(failed, WorkerFailure::Retry { at: retry_at });
+    // Nothing to fetch before the backoff has passed.
+    let early = rt.fetch_and_lock("dms-1", None, &topics(), 5, SignedDuration::from_mins(5)).await.unwrap();
+    assert!(early.is_empty());
+
+    env.clock.advance(SignedDuration::from_mins(2));
+    let second = fetch_one(&rt, "dms-1", None).await;
+    assert_ne!(second.id, first.id, "each try is a job of its own");
+    assert_eq!(second.id, runtime::job_id(&first.job, 2));
+    let gave_up = rt.fail_external(&second.id, "dms-1", "DMS still down", true).await.unwrap().unwrap();
+    assert_eq!(gave_up, WorkerFailure::GaveUp);
+
+    let view = rt.instance("x2").await.unwrap().unwrap();
+    assert_eq!(view.instance.incidents.len(), 1);
+    let incident = view.instance.incidents[0].clone();
+    assert!(incident.message.contains("DMS still down"), "{}", incident.message);
+
+    // The administrator retries: a third job, which a worker completes.
+    applied(rt.retry_incident(&incident.id, admin()).await);
+    let third = fetch_one(&rt, "dms-1", None).await;
+    rt.complete_external(&third.id, "dms-1", json!({ "order_no": "RO-2" })).await.unwrap().unwrap();
+    let view = rt.instance("x2").await.unwrap().unwrap();
+    assert!(view.instance.incidents.is_empty());
+    assert_eq!(view.instance.tasks.len(), 1, "at the approval");
+    let kinds: Vec<String> = rt.audit("x2").await.unwrap().into_iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        ["started", "action_failed", "timer_fired", "action_failed", "incident_retried", "action_succeeded"]
+    );
+    rt.shutdown().await;
+});
+
+/// A web service that accepts and never answers until `answer` is set, then answers 200.
+async fn flaky_service(answer: Arc<AtomicBool>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            if !answer.load(Ordering::SeqCst) {
+                held.push(socket);
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let body = r#"{"ok":true}"#;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    base
+}
+
+runtime_test!(a_webhook_that_times_out_is_retried_then_raises_an_incident_an_administrator_resolves, |env| {
+    let answer = Arc::new(AtomicBool::new(false));
+    let base = flaky_service(Arc::clone(&answer)).await;
+    // The call's own timeout is real time (a socket read), kept short; the backoff between
+    // tries is a timer on the virtual clock.
+    let caller = plugins::http::HttpCaller::new(
+        vec![plugins::config::HostPattern::parse("127.0.0.1").unwrap()],
+        Arc::new(plugins::config::Secrets::default()),
+        Default::default(),
+        Duration::from_millis(300),
+        1 << 20,
+    )
+    .unwrap();
+    let mut actions = ActionRegistry::with_builtins();
+    actions.register(Arc::new(plugins::http::HttpAction::new(caller))).unwrap();
+    let mut c = env.config();
+    c.actions = actions;
+    let rt = env.open_with(c).await;
+    let yaml = SYNC.replace("action: topic:dms_sync", "action: http").replace(
+        "input: { plate: =plate }",
+        &format!("input: {{ method: POST, url: '{base}/orders', body: {{ plate: =plate }} }}"),
+    );
+    rt.deploy(&[process(&yaml)], "", Actor::System).await.unwrap();
+    start(&rt, "sync", "x3", "粤B3").await;
+
+    eventually("the first try timed out and a retry is planned", || async {
+        let v = rt.instance("x3").await.unwrap().unwrap();
+        !v.instance.timers.is_empty()
+    })
+    .await;
+    env.clock.advance(SignedDuration::from_mins(2));
+    eventually("the second try timed out and raised an incident", || async {
+        !rt.instance("x3").await.unwrap().unwrap().instance.incidents.is_empty()
+    })
+    .await;
+    let view = rt.instance("x3").await.unwrap().unwrap();
+    let incident = view.instance.incidents[0].clone();
+    assert!(incident.message.contains("after 2 tries"), "{}", incident.message);
+    assert!(view.instance.tokens.iter().all(|t| !matches!(t.wait, Wait::Task { .. })), "not past the call");
+
+    // The service is back; the administrator retries and the order moves on.
+    answer.store(true, Ordering::SeqCst);
+    applied(rt.retry_incident(&incident.id, admin()).await);
+    eventually("the call succeeded and the approval opened", || async {
+        rt.instance("x3").await.unwrap().unwrap().instance.tasks.len() == 1
+    })
+    .await;
+    let view = rt.instance("x3").await.unwrap().unwrap();
+    assert_eq!(view.instance.data["push"]["status"], json!(200));
+    let kinds: Vec<String> = rt.audit("x3").await.unwrap().into_iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        ["started", "action_failed", "timer_fired", "action_failed", "incident_retried", "action_succeeded"]
+    );
+    let chain = rt.audit("x3").await.unwrap();
+    assert!(chain[1].entry.contains("did not answer within 0.3 s"), "{}", chain[1].entry);
+    rt.shutdown().await;
+});
