@@ -1,5 +1,6 @@
-//! The operator's commands: `migrate`, `audit verify|export`, and `bench runtime` (durable task
-//! completions per second through the real runtime and store).
+//! The operator's commands: `migrate`, `audit verify|export`, `inventory import` (the reference
+//! stock table), and `bench runtime` (durable task completions per second through the real
+//! runtime and store).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,6 +26,43 @@ pub struct DbArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(subcommand)]
+    command: InventoryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum InventoryCommand {
+    /// Import a dealer's parts stock from CSV (`part_no,description,on_hand,location`); parts
+    /// already in the table are replaced. Nothing is imported unless every line is right.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// The dealer whose stock it is.
+        #[arg(long)]
+        dealer: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Imports the stock table.
+pub fn inventory(args: &InventoryArgs) -> anyhow::Result<ExitCode> {
+    let InventoryCommand::Import { file, dealer, db } = &args.command;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    tokio()?.block_on(async {
+        let store = open_store(&db.db).await?;
+        let table = store_sqlx::AnyInventory::for_store(&store);
+        let imported = plugins::inventory::import_csv(&table, dealer, &text)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        store.close().await;
+        println!("{imported} part(s) imported into the stock of dealer `{dealer}`");
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 #[derive(Debug, Args)]

@@ -66,6 +66,15 @@ fn capabilities(list: &[Capability]) -> String {
 /// Loads the plugins in `dir` with the configuration file, if any. Secrets read from the
 /// environment that are not set are left empty: listing and checking never send anything.
 pub fn load(dir: &Path, config: Option<&Path>) -> anyhow::Result<Registry> {
+    load_with(dir, config, None)
+}
+
+/// As [`load`], with the stock table the inventory actions use (default: one in memory).
+pub fn load_with(
+    dir: &Path,
+    config: Option<&Path>,
+    inventory: Option<std::sync::Arc<dyn plugins::inventory::InventoryStore>>,
+) -> anyhow::Result<Registry> {
     let config = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -75,7 +84,11 @@ pub fn load(dir: &Path, config: Option<&Path>) -> anyhow::Result<Registry> {
     };
     let secrets = Secrets::resolve(&config, |var| std::env::var(var).ok())
         .or_else(|_| Secrets::resolve(&config, |_| Some(String::new())))?;
-    Ok(Registry::builder(config).secrets(secrets).plugins_dir(dir).build()?)
+    let mut builder = Registry::builder(config).secrets(secrets).plugins_dir(dir);
+    if let Some(table) = inventory {
+        builder = builder.inventory(table);
+    }
+    Ok(builder.build()?)
 }
 
 /// The registry `validate`, `test` and `graph` check against: the built-ins and the plugins

@@ -59,7 +59,15 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let registry = crate::plugins::load(&args.plugins, args.plugins_config.as_deref())?;
+    // The store first: the inventory actions keep their stock table in the same database.
+    let store_options = store_sqlx::Options { pg_schema: args.pg_schema.clone(), ..store_sqlx::Options::default() };
+    let store = store_sqlx::open(&args.db, &store_options).await.with_context(|| format!("cannot open {}", args.db))?;
+    let stock = store_sqlx::AnyInventory::for_store(&store);
+    let registry = crate::plugins::load_with(
+        &args.plugins,
+        args.plugins_config.as_deref(),
+        Some(Arc::new(stock.clone()) as Arc<dyn plugins::inventory::InventoryStore>),
+    )?;
     let limits = script::Limits::default();
     let sandbox = registry.guard_sandbox(limits.clone()).unwrap_or_else(|_| script::Sandbox::new(limits));
     let model_options = model::Options {
@@ -89,12 +97,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let dispatch = &registry.config().dispatch;
     config.action_timeout = std::time::Duration::from_secs(dispatch.timeout_secs.max(1));
     config.action_concurrency = dispatch.max_concurrent.max(1);
-    config.store.pg_schema = args.pg_schema.clone();
+    config.store = store_options;
     let virtual_clock = args.virtual_clock.then(|| Arc::new(VirtualClock::new(jiff::Timestamp::now())));
     if let Some(c) = &virtual_clock {
         config.clock = Arc::clone(c) as Arc<dyn runtime::Clock>;
     }
-    let runtime = Runtime::open(config).await.with_context(|| format!("cannot open {}", args.db))?;
+    let runtime = Runtime::with_store(store, config).await.with_context(|| format!("cannot start on {}", args.db))?;
     let outcomes = runtime.deploy(&loaded.processes, "", Actor::System).await?;
     let new = outcomes.iter().filter(|o| o.new).count();
     eprintln!("deployed {} process(es) from {} pack(s) ({new} new or changed)", outcomes.len(), loaded.packs.len());
@@ -102,6 +110,11 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let org = AnyOrgStore::for_store(runtime.store());
     if args.demo {
         let users = server::demo::ensure(&org, &loaded.catalogue, runtime.clock().now().as_millisecond()).await?;
+        for dealer in server::demo::DEALERS {
+            plugins::inventory::import_csv(&stock, dealer, server::demo::STOCK_CSV)
+                .await
+                .map_err(|e| anyhow!("the demo stock: {e}"))?;
+        }
         println!("demo users (password `{}`), with new tokens:", server::demo::PASSWORD);
         for u in &users {
             let what = if u.admin { "admin".to_string() } else { u.roles.join(",") };

@@ -71,15 +71,17 @@ pub struct CsvProblem {
     pub message: String,
 }
 
-/// The stock table. Implementations must make `reserve` atomic (check and take in one step)
-/// and remember each key's answer.
+/// The stock table: one stock per dealer (a dealer's process never sees another's parts).
+/// Implementations must make `reserve` atomic (check and take in one step) and remember each
+/// key's answer.
 pub trait InventoryStore: Send + Sync {
-    /// A part, if the table has it.
-    fn part(&self, part_no: &str) -> BoxFuture<'_, Result<Option<Part>, Error>>;
-    /// Takes parts if enough are on hand; the same key gives the same answer again.
-    fn reserve(&self, reservation: Reservation) -> BoxFuture<'_, Result<Reserved, Error>>;
-    /// Adds or replaces parts (an import).
-    fn upsert(&self, parts: Vec<Part>) -> BoxFuture<'_, Result<(), Error>>;
+    /// A part of the dealer's stock, if the table has it.
+    fn part<'a>(&'a self, dealer: &'a str, part_no: &'a str) -> BoxFuture<'a, Result<Option<Part>, Error>>;
+    /// Takes parts from the dealer's stock if enough are on hand; the same key gives the same
+    /// answer again.
+    fn reserve<'a>(&'a self, dealer: &'a str, reservation: Reservation) -> BoxFuture<'a, Result<Reserved, Error>>;
+    /// Adds or replaces parts of the dealer's stock (an import).
+    fn upsert<'a>(&'a self, dealer: &'a str, parts: Vec<Part>) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 /// The stock table in memory.
@@ -90,7 +92,8 @@ pub struct MemoryInventory {
 
 #[derive(Debug, Default)]
 struct MemoryState {
-    parts: BTreeMap<String, Part>,
+    /// (dealer, part number) -> part.
+    parts: BTreeMap<(String, String), Part>,
     answers: BTreeMap<String, Reserved>,
 }
 
@@ -107,17 +110,17 @@ impl MemoryInventory {
 }
 
 impl InventoryStore for MemoryInventory {
-    fn part(&self, part_no: &str) -> BoxFuture<'_, Result<Option<Part>, Error>> {
-        let part = self.lock().parts.get(part_no).cloned();
+    fn part<'a>(&'a self, dealer: &'a str, part_no: &'a str) -> BoxFuture<'a, Result<Option<Part>, Error>> {
+        let part = self.lock().parts.get(&(dealer.to_owned(), part_no.to_owned())).cloned();
         Box::pin(std::future::ready(Ok(part)))
     }
 
-    fn reserve(&self, reservation: Reservation) -> BoxFuture<'_, Result<Reserved, Error>> {
+    fn reserve<'a>(&'a self, dealer: &'a str, reservation: Reservation) -> BoxFuture<'a, Result<Reserved, Error>> {
         let mut state = self.lock();
         if let Some(answer) = state.answers.get(&reservation.key) {
             return Box::pin(std::future::ready(Ok(*answer)));
         }
-        let answer = match state.parts.get_mut(&reservation.part_no) {
+        let answer = match state.parts.get_mut(&(dealer.to_owned(), reservation.part_no.clone())) {
             Some(part) if part.on_hand >= reservation.quantity => {
                 part.on_hand -= reservation.quantity;
                 Reserved { reserved: true, on_hand: part.on_hand }
@@ -129,10 +132,10 @@ impl InventoryStore for MemoryInventory {
         Box::pin(std::future::ready(Ok(answer)))
     }
 
-    fn upsert(&self, parts: Vec<Part>) -> BoxFuture<'_, Result<(), Error>> {
+    fn upsert<'a>(&'a self, dealer: &'a str, parts: Vec<Part>) -> BoxFuture<'a, Result<(), Error>> {
         let mut state = self.lock();
         for part in parts {
-            state.parts.insert(part.part_no.clone(), part);
+            state.parts.insert((dealer.to_owned(), part.part_no.clone()), part);
         }
         Box::pin(std::future::ready(Ok(())))
     }
@@ -208,10 +211,10 @@ pub fn parse_csv(text: &str) -> Result<Vec<Part>, Error> {
 }
 
 /// Reads a stock CSV into a store.
-pub async fn import_csv(store: &dyn InventoryStore, text: &str) -> Result<usize, Error> {
+pub async fn import_csv(store: &dyn InventoryStore, dealer: &str, text: &str) -> Result<usize, Error> {
     let parts = parse_csv(text)?;
     let n_parts = parts.len();
-    store.upsert(parts).await?;
+    store.upsert(dealer, parts).await?;
     Ok(n_parts)
 }
 
@@ -307,7 +310,12 @@ impl Action for CheckAction {
         Box::pin(async move {
             let input: CheckInput = serde_json::from_value(invocation.input)
                 .map_err(|e| plugin_api::Error::Permanent(format!("the input is not a stock check: {e}")))?;
-            let on_hand = self.store.part(&input.part_no).await.map_err(|e| backend(&e))?.map_or(0, |p| p.on_hand);
+            let on_hand = self
+                .store
+                .part(&invocation.dealer, &input.part_no)
+                .await
+                .map_err(|e| backend(&e))?
+                .map_or(0, |p| p.on_hand);
             Ok(json!({ "available": on_hand >= input.quantity, "on_hand": on_hand }))
         })
     }
@@ -324,12 +332,15 @@ impl Action for ReserveAction {
                 .map_err(|e| plugin_api::Error::Permanent(format!("the input is not a reservation: {e}")))?;
             let answer = self
                 .store
-                .reserve(Reservation {
-                    key: invocation.idempotency_key,
-                    part_no: input.part_no,
-                    quantity: input.quantity,
-                    reference: input.reference,
-                })
+                .reserve(
+                    &invocation.dealer,
+                    Reservation {
+                        key: invocation.idempotency_key,
+                        part_no: input.part_no,
+                        quantity: input.quantity,
+                        reference: input.reference,
+                    },
+                )
                 .await
                 .map_err(|e| backend(&e))?;
             Ok(json!({ "reserved": answer.reserved, "on_hand": answer.on_hand }))

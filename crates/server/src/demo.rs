@@ -15,6 +15,26 @@ use crate::state::Catalogue;
 /// The demo password.
 pub const PASSWORD: &str = "demo";
 
+/// The demo dealers.
+pub const DEALERS: [&str; 2] = ["demo", "demo2"];
+
+/// The demo dealers' parts stock (the reference inventory plugin's CSV): the parts the
+/// standard pack's scenarios use, with `P-900` out of stock so that a quotation can show a
+/// shortage and the parts purchase that follows.
+pub const STOCK_CSV: &str = "part_no,description,on_hand,location
+P-100,Front brake pads,12,A-01
+P-120,Brake disc,4,A-02
+P-150,Wiper blades,20,A-03
+P-200,Oil filter,30,B-01
+P-210,Air filter,15,B-02
+P-211,Cabin filter,15,B-03
+P-300,Engine oil 5W-30 (4 L),40,C-01
+P-400,Spark plug,24,C-02
+P-500,Battery 60 Ah,3,D-01
+P-600,Headlamp bulb,10,D-02
+P-900,Gearbox control unit,0,E-01
+";
+
 /// A demo user and its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoUser {
@@ -48,7 +68,7 @@ pub async fn ensure(org: &impl OrgStore, catalogue: &Catalogue, now: Millis) -> 
         .await?;
     }
     let mut wanted: Vec<(String, String, Vec<String>, bool)> = Vec::new();
-    for dealer in ["demo", "demo2"] {
+    for dealer in DEALERS {
         for role in catalogue.roles().keys() {
             wanted.push((format!("{dealer}.{role}"), dealer.into(), vec![role.clone()], false));
         }

@@ -15,12 +15,14 @@
 //! and embedded in the binary; the audit table refuses `UPDATE` and `DELETE` by trigger on both
 //! backends.
 
+mod inventory;
 mod jobs;
 mod org;
 mod payload;
 mod sql;
 mod sqlite_commit;
 
+pub use inventory::AnyInventory;
 pub use jobs::AnyJobStore;
 pub use org::AnyOrgStore;
 

@@ -33,8 +33,8 @@ fn a_broken_csv_is_refused_with_every_problem_and_its_line() {
 #[tokio::test]
 async fn check_tells_whether_the_quantity_is_on_hand() {
     let store = Arc::new(MemoryInventory::new());
-    assert_eq!(import_csv(store.as_ref(), STOCK).await.unwrap(), 2);
-    assert_eq!(store.part("P-200").await.unwrap().unwrap().description, "Oil filter, 5W-30");
+    assert_eq!(import_csv(store.as_ref(), "d1", STOCK).await.unwrap(), 2);
+    assert_eq!(store.part("d1", "P-200").await.unwrap().unwrap().description, "Oil filter, 5W-30");
     let check = CheckAction::new(store);
     let ask = |part: &str, quantity: u64| check.invoke(invocation(json!({ "part_no": part, "quantity": quantity })));
     assert_eq!(ask("P-100", 4).await.unwrap(), json!({ "available": true, "on_hand": 4 }));
@@ -45,14 +45,14 @@ async fn check_tells_whether_the_quantity_is_on_hand() {
 #[tokio::test]
 async fn a_reservation_delivered_twice_takes_the_parts_once() {
     let store = Arc::new(MemoryInventory::new());
-    import_csv(store.as_ref(), STOCK).await.unwrap();
+    import_csv(store.as_ref(), "d1", STOCK).await.unwrap();
     let reserve = ReserveAction::new(store.clone());
     let input = json!({ "part_no": "P-100", "quantity": 3, "reference": "RO-1" });
     let first = reserve.invoke(invocation(input.clone())).await.unwrap();
     let again = reserve.invoke(invocation(input.clone())).await.unwrap();
     assert_eq!(first, json!({ "reserved": true, "on_hand": 1 }));
     assert_eq!(again, first, "the same idempotency key gives the first answer");
-    assert_eq!(store.part("P-100").await.unwrap().unwrap().on_hand, 1);
+    assert_eq!(store.part("d1", "P-100").await.unwrap().unwrap().on_hand, 1);
 
     let mut next_try = invocation(input);
     next_try.idempotency_key = "i1-j1#2".into();

@@ -94,6 +94,14 @@ impl Env {
         c
     }
 
+    /// Opens the store of this test's database on its own (the memory store is shared).
+    pub async fn open_store(&self) -> AnyStore {
+        match &self.memory {
+            Some(store) => store.clone(),
+            None => store_sqlx::open(&self.url, &self.store_options()).await.unwrap(),
+        }
+    }
+
     /// Opens a runtime (a node) on this test's database.
     pub async fn open(&self) -> Runtime {
         self.open_with(self.config()).await

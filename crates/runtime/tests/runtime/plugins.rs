@@ -255,3 +255,176 @@ runtime_test!(a_webhook_that_times_out_is_retried_then_raises_an_incident_an_adm
     assert!(chain[1].entry.contains("did not answer within 0.3 s"), "{}", chain[1].entry);
     rt.shutdown().await;
 });
+
+runtime_test!(the_stock_table_keeps_each_dealers_stock_and_takes_a_reservation_once, |env| {
+    use plugins::inventory::{InventoryStore, Reservation, import_csv};
+    let store = env.open_store().await;
+    let table = store_sqlx::AnyInventory::for_store(&store);
+    let csv = "part_no,description,on_hand,location\nP-100,Brake pad,4,A-01\nP-200,Oil filter,1,B-02\n";
+    assert_eq!(import_csv(&table, "d1", csv).await.unwrap(), 2);
+    assert_eq!(table.part("d1", "P-100").await.unwrap().unwrap().on_hand, 4);
+    assert!(table.part("d2", "P-100").await.unwrap().is_none(), "another dealer's stock is its own");
+    let broken = import_csv(&table, "d1", "part_no,description,on_hand,location\nP-100,Pad,9,A\nP-2,Disc,-1,A\n").await;
+    assert!(broken.is_err());
+    assert_eq!(table.part("d1", "P-100").await.unwrap().unwrap().on_hand, 4, "nothing imported from a broken file");
+
+    let ask = |key: &str, quantity: u64| Reservation {
+        key: key.into(),
+        part_no: "P-100".into(),
+        quantity,
+        reference: "RO-1".into(),
+    };
+    let first = table.reserve("d1", ask("k1", 3)).await.unwrap();
+    assert_eq!((first.reserved, first.on_hand), (true, 1));
+    let again = table.reserve("d1", ask("k1", 3)).await.unwrap();
+    assert_eq!(again, first, "the same key gives the first answer and takes nothing");
+    let short = table.reserve("d1", ask("k2", 2)).await.unwrap();
+    assert_eq!((short.reserved, short.on_hand), (false, 1));
+    let elsewhere = table.reserve("d2", ask("k3", 1)).await.unwrap();
+    assert_eq!((elsewhere.reserved, elsewhere.on_hand), (false, 0));
+    // An import replaces what is on hand.
+    import_csv(&table, "d1", "part_no,description,on_hand,location\nP-100,Brake pad,10,A-01\n").await.unwrap();
+    assert_eq!(table.part("d1", "P-100").await.unwrap().unwrap().on_hand, 10);
+    store.close().await;
+});
+
+/// The standard pack, compiled against the plugins' actions.
+fn standard_pack(registry: &plugins::Registry) -> Vec<Arc<model::Process>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../processes/standard");
+    let sandbox = registry.guard_sandbox(script::Limits::default()).unwrap();
+    let options = model::Options {
+        actions: Some(registry.action_names()),
+        sandbox: Arc::new(sandbox),
+        ..model::Options::default()
+    };
+    let pack = model::load_pack(&dir, &model::FsFiles, &options);
+    assert!(!pack.has_errors(), "{:?}", pack.diagnostics);
+    pack.processes
+}
+
+runtime_test!(the_standard_appointment_checks_stock_and_sends_its_messages_through_the_plugins, |env| {
+    use plugins::inventory::import_csv;
+    let store = env.open_store().await;
+    let table = store_sqlx::AnyInventory::for_store(&store);
+    import_csv(&table, "d1", "part_no,description,on_hand,location\nP-100,Front brake pads,6,A-01\n").await.unwrap();
+    let registry = plugins::Registry::builder(plugins::config::PluginsConfig::default())
+        .inventory(Arc::new(table) as Arc<dyn plugins::inventory::InventoryStore>)
+        .build()
+        .unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../processes/standard");
+    registry.install_templates("standard", &dir).unwrap();
+    let mut actions = ActionRegistry::with_builtins();
+    for action in registry.actions().values() {
+        actions.register(Arc::clone(action)).unwrap();
+    }
+    let mut c = env.config();
+    c.actions = actions;
+    let rt = env.open_with(c).await;
+    rt.deploy(&standard_pack(&registry), "", Actor::System).await.unwrap();
+
+    let req = runtime::StartRequest {
+        dealer: "d1".into(),
+        process_id: "appointment".into(),
+        data: data(json!({ "order_no": "SO-0300", "source": "inbound", "phone": "13500000001" })),
+        business_key: Some("SO-0300".into()),
+        by: Actor::User { id: "cs1".into(), role: Some("customer_service_specialist".into()) },
+        id: Some("ap1".into()),
+    };
+    applied(rt.start(req).await);
+    let cs = User::new("cs1", ["customer_service_specialist"]);
+    let sa = User::new("sa1", ["service_advisor"]);
+    // Completes the open task of `step`, once the instance has reached it.
+    let complete = |step: &'static str, by: User, form: serde_json::Value| {
+        let rt = rt.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let task = loop {
+                let v = rt.instance("ap1").await.unwrap().unwrap();
+                if let Some(t) = v.instance.tasks.iter().find(|t| t.step == step) {
+                    break t.id.clone();
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the task `{step}` never opened: {:?}",
+                    v.instance.tokens
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            applied(rt.complete(&task, by, form, None).await);
+        }
+    };
+    complete(
+        "capture",
+        cs.clone(),
+        json!({ "channel": "appointment_line", "owner_name": "錢先生", "phone": "13500000001",
+                "model": "Zotye T600", "plate_no": "浙A11111", "request": "Squeak from the front brakes",
+                "is_maintenance": false, "preferred_at": "2026-03-04T10:00:00+08:00", "new_customer": false,
+                "warranty_warning": false, "emergency": false, "part_no": "P-100", "part_quantity": 1 }),
+    )
+    .await;
+    complete(
+        "estimate_repair",
+        cs.clone(),
+        json!({ "labour_hours": 1.5, "estimated_cost": 680, "preliminary_opinion": "Probably worn pads",
+                "off_peak_suggested": true, "customer_told": true }),
+    )
+    .await;
+    // The stock check runs through `inventory.check` on the dealer's table.
+    complete("check_capacity", cs.clone(), json!({ "slot_at": "2026-03-04T10:00:00+08:00", "day_full": false })).await;
+    complete(
+        "fix_slot",
+        sa.clone(),
+        json!({ "appointment_at": "2026-03-04T10:00:00+08:00", "bay": "B3", "rough_cost": 680, "advisor_name": "Ma Jun",
+                "expected_duration": "2 hours", "needs_reconfirmed": true, "documents_explained": true }),
+    )
+    .await;
+    // The preparation in parallel; then the appointment waits for the visit, its reminders armed.
+    let keeper = User::new("keeper", ["warehouse_keeper"]);
+    let director = User::new("wd", ["workshop_director"]);
+    complete("stage_parts", keeper, json!({ "prepicked": true, "shelf": "S1", "parts_board_updated": true })).await;
+    complete("reserve_bay", director, json!({ "technician": "tech1", "bay": "B3", "workshop_board_updated": true }))
+        .await;
+    complete("update_board", sa.clone(), json!({})).await;
+    eventually("the appointment waits for the visit", || async {
+        let v = rt.instance("ap1").await.unwrap().unwrap();
+        v.instance.tasks.iter().any(|t| t.step == "await_visit")
+    })
+    .await;
+    // The reminders: a day and an hour before the appointment.
+    for (at, text) in [("2026-03-03T10:00:00+08:00", "提醒您明天"), ("2026-03-04T09:00:00+08:00", "稍後會致電確認")]
+    {
+        env.clock.set(at.parse::<jiff::Timestamp>().unwrap());
+        eventually(&format!("the reminder `{text}` is delivered"), || async {
+            rt.audit("ap1").await.unwrap().iter().any(|r| r.kind == "action_succeeded" && r.entry.contains(text))
+        })
+        .await;
+    }
+
+    let chain = rt.audit("ap1").await.unwrap();
+    let outputs: Vec<serde_json::Value> = chain
+        .iter()
+        .filter(|r| r.kind == "action_succeeded")
+        .flat_map(|r| {
+            let entry: serde_json::Value = serde_json::from_str(&r.entry).unwrap();
+            let events: Vec<machine::Event> = serde_json::from_value(entry["events"].clone()).unwrap();
+            events.into_iter().filter_map(|e| match e {
+                machine::Event::ActionSucceeded { output, .. } => Some(output),
+                _ => None,
+            })
+        })
+        .collect();
+    assert!(outputs.contains(&json!({ "available": true, "on_hand": 6 })), "{outputs:#?}");
+    let sms = |needle: &str| outputs.iter().find(|o| o["zh"].as_str().is_some_and(|t| t.contains(needle))).cloned();
+    let confirmation = sms("您的預約已確認").expect("the confirmation");
+    assert_eq!(confirmation["to"], json!(["13500000001"]));
+    assert!(confirmation["zh"].as_str().unwrap().starts_with("錢先生您好"), "{confirmation}");
+    assert!(confirmation["en"].as_str().unwrap().contains("with service advisor Ma Jun"), "{confirmation}");
+    let day = sms("提醒您明天").expect("the reminder a day before");
+    assert!(day["en"].as_str().unwrap().contains("a reminder of your service appointment tomorrow"), "{day}");
+    let hour = sms("稍後會致電確認").expect("the reminder an hour before");
+    assert!(hour["en"].as_str().unwrap().contains("we will call shortly"), "{hour}");
+    let report = rt.verify_audit().await.unwrap();
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+    rt.shutdown().await;
+    store.close().await;
+});
