@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// PostgreSQL: the schema to work in.
     #[arg(long)]
     pg_schema: Option<String>,
+    /// A parts stock CSV (`part_no,description,on_hand,location`) for the stock table behind
+    /// `inventory.check` and `inventory.reserve`. The table lives in memory: without this it
+    /// starts empty, and every stock check answers "not in stock".
+    #[arg(long, env = "SOPFLOW_STOCK")]
+    stock: Option<PathBuf>,
 }
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -60,6 +65,13 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = crate::plugins::load(&args.plugins, args.plugins_config.as_deref())?;
+    if let Some(path) = &args.stock {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let n_parts = plugins::inventory::import_csv(registry.inventory().as_ref(), &text)
+            .await
+            .with_context(|| format!("cannot import the stock of {}", path.display()))?;
+        eprintln!("imported {n_parts} part(s) into the stock table from {}", path.display());
+    }
     let limits = script::Limits::default();
     let sandbox = registry.guard_sandbox(limits.clone()).unwrap_or_else(|_| script::Sandbox::new(limits));
     let model_options = model::Options {

@@ -67,6 +67,20 @@ fn graph_of_an_unknown_process_fails_with_a_message() {
     assert!(text(&out.stderr).contains("no valid process `no_such_process`"));
 }
 
+#[test]
+fn serve_refuses_a_stock_file_with_errors_and_names_their_lines() {
+    let dir = std::env::temp_dir().join(format!("sopflow-cli-stock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stock = dir.join("stock.csv");
+    std::fs::write(&stock, "part_no,description,on_hand,location\nP-100,Brake pads,-1,A-01\n").unwrap();
+    let out = sopflow(&["serve", "--db", "memory:", "--addr", "127.0.0.1:0", "--stock", stock.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot import the stock of"), "{err}");
+    assert!(err.contains("line 2: on_hand is `-1`"), "{err}");
+}
+
 /// The pure crates must not depend, even indirectly, on an async runtime, a database driver,
 /// an HTTP stack or a logging subscriber (docs/ARCHITECTURE.md, "Dependency direction").
 #[test]
