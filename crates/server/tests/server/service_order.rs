@@ -235,6 +235,7 @@ impl<'a> Walk<'a> {
 
     /// The user's task at a step of an instance, once it is in their inbox.
     async fn find_task(&mut self, user: &str, instance: &str, of: Of, step: &str) -> Value {
+        let role = user.trim_start_matches("demo.");
         let deadline = std::time::Instant::now() + PATIENCE;
         loop {
             let page = self.server.get("/api/v1/tasks?counts=false&limit=200", user).await;
@@ -243,14 +244,24 @@ impl<'a> Walk<'a> {
             if let Some(task) = found {
                 return task.clone();
             }
-            if std::time::Instant::now() >= deadline {
-                let view = self.view(of).await;
-                panic!(
-                    "{user} never saw a task at {step} of the {} instance {instance}; it stands at {}",
+            // A task that is open but not for this user will not come: say so at once.
+            let view = self.view(of).await;
+            let open = view["tasks"].as_array().unwrap().iter().find(|t| t["step"] == step);
+            if let Some(task) = open {
+                let roles = &task["roles"];
+                assert!(
+                    roles.as_array().unwrap().iter().any(|r| r == role) || task["assignee"] == user,
+                    "the task at {step} of the {} instance is for {roles} (assigned to {}), not for {user}",
                     of.process(),
-                    summary(&view)
+                    task["assignee"]
                 );
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{user} never saw a task at {step} of the {} instance {instance}; it stands at {}",
+                of.process(),
+                summary(&view)
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -294,17 +305,18 @@ impl<'a> Walk<'a> {
 
 /// Where an instance stands, for a failure message: its status, steps and open tasks.
 fn summary(view: &Value) -> String {
-    let steps: Vec<String> = view["position"]
-        .as_array()
-        .map(|p| p.iter().map(|p| format!("{} (waiting for {})", p["step"], p["waiting_for"])).collect())
-        .unwrap_or_default();
-    let tasks: Vec<String> = view["tasks"]
-        .as_array()
-        .map(|t| t.iter().map(|t| format!("{} for {} assigned to {}", t["step"], t["roles"], t["assignee"])).collect())
-        .unwrap_or_default();
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let list = |field: &str, line: &dyn Fn(&Value) -> String| -> String {
+        let items: Vec<String> = view[field].as_array().map(|a| a.iter().map(line).collect()).unwrap_or_default();
+        if items.is_empty() { "none".to_string() } else { items.join("; ") }
+    };
     format!(
-        "status {} {}, steps {steps:?}, open tasks {tasks:?}, incidents {}",
-        view["status"], view["outcome"], view["incidents"]
+        "status {} {}; steps: {}; open tasks: {}; incidents: {}",
+        text(&view["status"]),
+        text(&view["outcome"]),
+        list("position", &|p| format!("{} (waiting for {})", text(&p["step"]), text(&p["waiting_for"]))),
+        list("tasks", &|t| format!("{} for {} (assigned to {})", text(&t["step"]), t["roles"], text(&t["assignee"]))),
+        list("incidents", &|i| format!("{} at {}", text(&i["message"]), text(&i["step"]))),
     )
 }
 
