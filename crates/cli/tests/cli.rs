@@ -67,6 +67,25 @@ fn graph_of_an_unknown_process_fails_with_a_message() {
     assert!(text(&out.stderr).contains("no valid process `no_such_process`"));
 }
 
+#[test]
+fn inventory_import_refuses_a_stock_file_with_errors_and_names_their_lines() {
+    let dir = std::env::temp_dir().join(format!("sopflow-cli-stock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stock = dir.join("stock.csv");
+    std::fs::write(&stock, "part_no,description,on_hand,location\nP-100,Brake pads,-1,A-01\n").unwrap();
+    let db = format!("sqlite://{}", dir.join("sopflow.db").display());
+    let out = sopflow(&["inventory", "import", stock.to_str().unwrap(), "--dealer", "d1", "--db", &db]);
+    let good = dir.join("good.csv");
+    std::fs::write(&good, "part_no,description,on_hand,location\nP-100,Brake pads,3,A-01\n").unwrap();
+    let ok = sopflow(&["inventory", "import", good.to_str().unwrap(), "--dealer", "d1", "--db", &db]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("stock.csv: line 2: on_hand is `-1`"), "{err}");
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("1 part(s) imported into the stock of dealer `d1`"), "{}", text(&ok.stdout));
+}
+
 /// The pure crates must not depend, even indirectly, on an async runtime, a database driver,
 /// an HTTP stack or a logging subscriber (docs/ARCHITECTURE.md, "Dependency direction").
 #[test]

@@ -19,11 +19,11 @@ pub const PASSWORD: &str = "demo";
 pub const DEALERS: [&str; 2] = ["demo", "demo2"];
 
 /// The demo dealers' parts stock (the reference inventory plugin's CSV): the parts the
-/// standard pack's scenarios use, with `P-900` out of stock so that a quotation can show a
-/// shortage and the parts purchase that follows.
+/// standard pack's scenarios use, with `P-900` at 0 and the brake disc `P-130` missing, so that
+/// a quotation can show a shortage and the parts purchase that follows (docs/walkthrough.md).
 pub const STOCK_CSV: &str = "part_no,description,on_hand,location
 P-100,Front brake pads,12,A-01
-P-120,Brake disc,4,A-02
+P-120,Brake hose,4,A-02
 P-150,Wiper blades,20,A-03
 P-200,Oil filter,30,B-01
 P-210,Air filter,15,B-02

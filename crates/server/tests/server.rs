@@ -1,7 +1,8 @@
 //! The server's tests: router tests with `oneshot` on the memory store (authorisation with two
 //! dealers and headquarters, form validation, idempotency, problem documents, the OpenAPI
 //! document), and end-to-end tests against a listening server on SQLite and, when
-//! `DATABASE_URL` is set, PostgreSQL.
+//! `DATABASE_URL` is set, PostgreSQL: a repair job, and the standard pack's service order from
+//! the appointment to the follow-up call driven by the demo users.
 
 #[path = "server/harness.rs"]
 mod harness;
@@ -20,3 +21,5 @@ mod idempotency;
 mod openapi;
 #[path = "server/problems.rs"]
 mod problems;
+#[path = "server/service_order.rs"]
+mod service_order;

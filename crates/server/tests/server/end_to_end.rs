@@ -4,118 +4,13 @@
 //! audit trail verified at the end. Runs on SQLite, and on PostgreSQL when `DATABASE_URL` is
 //! set.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Harness, eventually};
-
-struct Server {
-    base: String,
-    client: reqwest::Client,
-    tokens: BTreeMap<String, String>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn call(&self, method: reqwest::Method, path: &str, user: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let token = self.tokens.get(user).unwrap_or_else(|| panic!("no demo user {user}"));
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let response = req.send().await.unwrap();
-        let status = response.status();
-        let body = response.json().await.unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    async fn get(&self, path: &str, user: &str) -> Value {
-        let (status, body) = self.call(reqwest::Method::GET, path, user, None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
-    }
-
-    async fn post(&self, path: &str, user: &str, body: Value) -> Value {
-        let (status, answer) = self.call(reqwest::Method::POST, path, user, Some(body)).await;
-        assert!(status.is_success(), "POST {path}: {status} {answer}");
-        answer
-    }
-
-    /// The first task of the user's inbox for an instance, once it is there.
-    async fn task_for(&self, user: &str, instance: &str) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let page = self.get("/api/v1/tasks?counts=false", user).await;
-            if let Some(t) = page["items"].as_array().unwrap().iter().find(|t| t["instance"] == instance) {
-                return t.clone();
-            }
-            assert!(std::time::Instant::now() < deadline, "gave up waiting for a task of {instance} for {user}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = self.handle.await;
-    }
-}
-
-/// Loads the packs under `processes/` the way `sopflow serve` does, with the built-in actions.
-async fn serve(backend: Backend) -> Option<(Harness, Server)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../processes");
-    let registry = plugins::Registry::offline();
-    let limits = script::Limits::default();
-    let sandbox = registry.guard_sandbox(limits.clone()).unwrap_or_else(|_| script::Sandbox::new(limits));
-    let options = model::Options {
-        actions: Some(registry.action_names()),
-        sandbox: Arc::new(sandbox),
-        ..model::Options::default()
-    };
-    let loaded = server::packs::load(&[root], &options);
-    assert!(loaded.processes.iter().any(|p| p.id == "repair_job"), "{:?}", loaded.problems);
-    let mut actions = runtime::ActionRegistry::with_builtins();
-    for (name, action) in registry.actions() {
-        // The engine's own `notify` records messages without templates or channels.
-        if name != "notify" {
-            actions.register(Arc::clone(action)).unwrap();
-        }
-    }
-    let h = Harness::open(backend, loaded.processes, loaded.catalogue, Some(actions)).await?;
-    let demo = server::demo::ensure(h.state.org(), h.state.catalogue(), h.state.now_ms()).await.unwrap();
-    let tokens = demo.into_iter().map(|u| (u.id, u.token)).collect();
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = server::app(h.state.clone());
-    let handle = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let ready = format!("{base}/readyz");
-    eventually("the server is ready", || {
-        let client = client.clone();
-        let ready = ready.clone();
-        async move { client.get(&ready).send().await.is_ok_and(|r| r.status() == StatusCode::OK) }
-    })
-    .await;
-    Some((h, Server { base, client, tokens, stop: Some(tx), handle }))
-}
+use crate::harness::{Backend, serve};
 
 async fn a_repair_job_from_reception_to_delivery(backend: Backend) {
-    let Some((h, s)) = serve(backend).await else { return };
+    let Some((h, s)) = serve(backend, None).await else { return };
     let advisor = "demo.service_advisor";
     let plate = "粤A12345";
 

@@ -1,7 +1,8 @@
 //! Test environments: an application on a runtime with a virtual clock, on the memory store
 //! (for `oneshot` router tests) or on a SQLite file or a PostgreSQL schema (for the end-to-end
-//! tests against a listening server); two dealers and headquarters with users and tokens; and
-//! helpers to call the API and read problem documents.
+//! tests against a listening server); two dealers and headquarters with users and tokens;
+//! helpers to call the API and read problem documents; and a listening server with the packs
+//! of `processes/` and the demo users, as `sopflow serve --demo --virtual-clock` runs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -360,4 +361,123 @@ where
         assert!(std::time::Instant::now() < deadline, "gave up waiting until {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A listening server on a real port, called with `reqwest` as the demo users.
+pub struct Server {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// demo user id -> bearer token, as `sopflow serve --demo` prints them
+    pub tokens: BTreeMap<String, String>,
+    /// the demo users, with their organisations and roles
+    pub users: Vec<server::demo::DemoUser>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let token = self.tokens.get(user).unwrap_or_else(|| panic!("no demo user {user}"));
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let response = req.send().await.unwrap();
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str, user: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, path, user, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path} as {user}: {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, user: &str, body: Value) -> Value {
+        let (status, answer) = self.call(reqwest::Method::POST, path, user, Some(body)).await;
+        assert!(status.is_success(), "POST {path} as {user}: {status} {answer}");
+        answer
+    }
+
+    /// The first task of the user's inbox for an instance, once it is there.
+    pub async fn task_for(&self, user: &str, instance: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let page = self.get("/api/v1/tasks?counts=false", user).await;
+            if let Some(t) = page["items"].as_array().unwrap().iter().find(|t| t["instance"] == instance) {
+                return t.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "gave up waiting for a task of {instance} for {user}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.handle.await;
+    }
+}
+
+/// Serves the packs under `processes/` the way `sopflow serve --demo --virtual-clock` does:
+/// the built-in actions, the demo directory of [`server::demo::ensure`], and the demo dealers'
+/// stock table imported from `stock` (CSV; empty when `None`). `None` when the backend is not available
+/// (see [`Harness::open`]).
+pub async fn serve(backend: Backend, stock: Option<&str>) -> Option<(Harness, Server)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../processes");
+    let registry = plugins::Registry::offline();
+    if let Some(csv) = stock {
+        for dealer in server::demo::DEALERS {
+            plugins::inventory::import_csv(registry.inventory().as_ref(), dealer, csv).await.unwrap();
+        }
+    }
+    let limits = script::Limits::default();
+    let sandbox = registry.guard_sandbox(limits.clone()).unwrap_or_else(|_| script::Sandbox::new(limits));
+    let options = model::Options {
+        actions: Some(registry.action_names()),
+        sandbox: Arc::new(sandbox),
+        ..model::Options::default()
+    };
+    let loaded = server::packs::load(&[root], &options);
+    assert!(loaded.processes.iter().any(|p| p.id == "repair_job"), "{:?}", loaded.problems);
+    assert!(loaded.processes.iter().any(|p| p.id == "service_order"), "{:?}", loaded.problems);
+    let mut actions = runtime::ActionRegistry::with_builtins();
+    for (name, action) in registry.actions() {
+        // The engine's own `notify` records messages without templates or channels.
+        if name != "notify" {
+            actions.register(Arc::clone(action)).unwrap();
+        }
+    }
+    let h = Harness::open(backend, loaded.processes, loaded.catalogue, Some(actions)).await?;
+    let users = server::demo::ensure(h.state.org(), h.state.catalogue(), h.state.now_ms()).await.unwrap();
+    let tokens = users.iter().map(|u| (u.id.clone(), u.token.clone())).collect();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = server::app(h.state.clone());
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let ready = format!("{base}/readyz");
+    eventually("the server is ready", || {
+        let client = client.clone();
+        let ready = ready.clone();
+        async move { client.get(&ready).send().await.is_ok_and(|r| r.status() == StatusCode::OK) }
+    })
+    .await;
+    Some((h, Server { base, client, tokens, users, stop: Some(tx), handle }))
 }
