@@ -496,6 +496,7 @@ impl Lane {
                     events,
                     ended: false,
                     duplicate: true,
+                    state: None,
                 }));
             }
         }

@@ -167,6 +167,9 @@ pub struct Applied {
     /// The command repeated an earlier one with the same idempotency key; nothing new
     /// happened.
     pub duplicate: bool,
+    /// The instance as the command left it (not for a duplicate): callers that answer with the
+    /// instance need not read it back from the store.
+    pub state: Option<Arc<Instance>>,
 }
 
 impl Applied {
@@ -177,11 +180,19 @@ impl Applied {
             events,
             ended: instance.is_ended(),
             duplicate: false,
+            state: Some(Arc::new(instance.clone())),
         }
     }
 
     fn nothing(instance: &str) -> Applied {
-        Applied { instance: instance.into(), revision: 0, events: Vec::new(), ended: false, duplicate: false }
+        Applied {
+            instance: instance.into(),
+            revision: 0,
+            events: Vec::new(),
+            ended: false,
+            duplicate: false,
+            state: None,
+        }
     }
 }
 
@@ -631,6 +642,11 @@ impl Runtime {
     /// Skips the step an incident stopped.
     pub async fn skip_incident(&self, incident: &str, by: User) -> Reply {
         self.input(instance_of(incident), Input::SkipIncident { incident: incident.into(), by }).await
+    }
+
+    /// A deployed definition by hash (compiled once and kept).
+    pub async fn process(&self, hash: &str) -> Result<Arc<Process>, Error> {
+        self.inner.process(hash).await
     }
 
     /// An instance as stored, with its process.

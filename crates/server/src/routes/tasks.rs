@@ -299,8 +299,17 @@ pub async fn complete(
         access.act()?;
         let form = serde_json::Value::Object(body.value.form);
         let applied = s.runtime().complete(&id, p.machine_user(), form, runtime_key).await??;
-        let view = s.runtime().instance(&applied.instance).await?.ok_or(Error::NotFound)?;
-        let dto = views::instance(&view.instance, &view.process, s.now_ms());
+        // The instance as the completion left it; a repeated request (same key) reads it.
+        let dto = match &applied.state {
+            Some(after) => {
+                let process = s.runtime().process(&after.process_hash).await?;
+                views::instance(after, &process, s.now_ms())
+            }
+            None => {
+                let view = s.runtime().instance(&applied.instance).await?.ok_or(Error::NotFound)?;
+                views::instance(&view.instance, &view.process, s.now_ms())
+            }
+        };
         Ok((StatusCode::OK, serde_json::to_value(dto).map_err(|e| Error::Internal(e.to_string()))?))
     })
     .await
