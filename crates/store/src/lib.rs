@@ -17,6 +17,7 @@
 pub mod audit;
 mod memory;
 pub mod org;
+pub mod packs;
 pub mod search;
 
 use std::future::Future;
