@@ -153,7 +153,7 @@ fn read_key(path: &Path) -> anyhow::Result<SecretKey> {
 }
 
 /// Trusted keys from `--trust` values: a key itself, or a file listing keys.
-fn trusted(values: &[String]) -> anyhow::Result<Vec<PublicKey>> {
+pub(crate) fn trusted(values: &[String]) -> anyhow::Result<Vec<PublicKey>> {
     let mut out = Vec::new();
     for v in values {
         let keys = if v.starts_with("ed25519:") {

@@ -83,6 +83,9 @@ pub struct Options {
     pub login_ttl: SignedDuration,
     /// How long an idempotency key is remembered.
     pub idempotency_ttl: SignedDuration,
+    /// The publisher keys whose pack archives are accepted (`sopflow serve --trust`); none:
+    /// publishing and installing are refused.
+    pub trusted_keys: Vec<packs::PublicKey>,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             virtual_clock: None,
             login_ttl: SignedDuration::from_hours(12),
             idempotency_ttl: SignedDuration::from_hours(24),
+            trusted_keys: Vec::new(),
         }
     }
 }

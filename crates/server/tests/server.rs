@@ -1,6 +1,6 @@
 //! The server's tests: router tests with `oneshot` on the memory store (authorisation with two
 //! dealers and headquarters, form validation, idempotency, problem documents, the OpenAPI
-//! document), and end-to-end tests against a listening server on SQLite and, when
+//! document, pack distribution), and end-to-end tests against a listening server on SQLite and, when
 //! `DATABASE_URL` is set, PostgreSQL.
 
 #[path = "server/harness.rs"]
@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "server/authorisation.rs"]
 mod authorisation;
+#[path = "server/distribution.rs"]
+mod distribution;
 #[path = "server/end_to_end.rs"]
 mod end_to_end;
 #[path = "server/forms.rs"]

@@ -125,6 +125,8 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body as sent.
+    pub bytes: Vec<u8>,
 }
 
 impl Answer {
@@ -187,8 +189,25 @@ impl Harness {
     pub async fn open(
         backend: Backend,
         processes: Vec<Arc<model::Process>>,
+        catalogue: Catalogue,
+        actions: Option<runtime::ActionRegistry>,
+    ) -> Option<Harness> {
+        Harness::open_trusting(backend, processes, catalogue, actions, Vec::new()).await
+    }
+
+    /// On the memory store, with the two test processes, accepting archives signed by `keys`.
+    pub async fn trusting(keys: Vec<packs::PublicKey>) -> Harness {
+        let processes = vec![compile(SERVICE_VISIT), compile(SYNC_JOB)];
+        Harness::open_trusting(Backend::Memory, processes, Catalogue::new(), None, keys).await.unwrap()
+    }
+
+    /// On a backend, accepting pack archives signed by `trusted_keys`.
+    pub async fn open_trusting(
+        backend: Backend,
+        processes: Vec<Arc<model::Process>>,
         mut catalogue: Catalogue,
         actions: Option<runtime::ActionRegistry>,
+        trusted_keys: Vec<packs::PublicKey>,
     ) -> Option<Harness> {
         let clock = Arc::new(VirtualClock::new(t0()));
         let (url, dir, schema) = match backend {
@@ -268,7 +287,7 @@ impl Harness {
             .unwrap();
             tokens.insert(id.to_string(), token);
         }
-        let options = Options { virtual_clock: Some(Arc::clone(&clock)), ..Options::default() };
+        let options = Options { virtual_clock: Some(Arc::clone(&clock)), trusted_keys, ..Options::default() };
         let state = AppState::new(runtime, org, catalogue, options);
         let app = server::app(state.clone());
         Some(Harness { state, app, tokens, dir, schema: schema.map(|s| (url, s)) })
@@ -291,6 +310,15 @@ impl Harness {
         self.send(req).await
     }
 
+    /// Sends raw bytes as `application/octet-stream` as `user`.
+    pub async fn call_bytes(&self, method: &str, path: &str, user: Option<&str>, bytes: Vec<u8>) -> Answer {
+        let mut req = Request::builder().method(method).uri(path).header("content-type", "application/octet-stream");
+        if let Some(u) = user {
+            req = req.header("authorization", format!("Bearer {}", self.token(u)));
+        }
+        self.send(req.body(Body::from(bytes)).unwrap()).await
+    }
+
     pub async fn send(&self, req: Request<Body>) -> Answer {
         let response = self.app.clone().oneshot(req).await.unwrap();
         let status = response.status();
@@ -298,7 +326,7 @@ impl Harness {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body =
             serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        Answer { status, headers, body }
+        Answer { status, headers, body, bytes: bytes.to_vec() }
     }
 
     /// Starts a service visit in `user`'s dealer; answers (instance id, reception task id).
