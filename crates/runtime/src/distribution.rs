@@ -328,6 +328,12 @@ impl Runtime {
             }
             Err(e) => return Ok(Err(Refusal::Pack(e))),
         };
+        // The installed version was looked up by the listing's pack id, which the signature does
+        // not cover; the signed manifest must agree with it.
+        if plan.pack.id() != pack_id {
+            let offered = plan.pack.id().to_string();
+            return Ok(Err(Refusal::Pack(packs::Error::OtherPack { installed: pack_id, offered })));
+        }
 
         let now = ms(self.clock().now());
         let version = plan.pack.version.to_string();
@@ -382,7 +388,7 @@ impl Runtime {
             definition_hash: None,
         };
         let row = match self.store().record_installation(&archive_row, &row, draft).await? {
-            Recorded::New(row, _) => row,
+            Recorded::New(row) => *row,
             Recorded::Stale => return Ok(Err(Refusal::Concurrent { dealer: req.dealer, pack: pack_id })),
         };
         let deployed = self.deploy(&plan.processes, &req.dealer, req.by).await?;

@@ -209,14 +209,14 @@ macro_rules! packs_backend {
                 Err(e) if unique_violation(&e) => return Ok(Recorded::Stale),
                 Err(e) => return Err(db(e)),
             };
-            let entry = match audit_sql::append_audit_in(&mut tx, audit, row.installed_at).await {
-                Ok(entry) => entry,
+            match audit_sql::append_audit_in(&mut tx, audit, row.installed_at).await {
+                Ok(_) => {}
                 // The dealer's chain moved on under us: the caller may try again from the start.
                 Err(store::Error::Conflict { .. }) => return Ok(Recorded::Stale),
                 Err(e) => return Err(e),
             };
             tx.commit().await.map_err(db)?;
-            Ok(Recorded::New(InstallationRow { seq, ..row.clone() }, entry))
+            Ok(Recorded::New(Box::new(InstallationRow { seq, ..row.clone() })))
         }
 
         pub(crate) async fn installation(

@@ -98,7 +98,7 @@ pub enum Published {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
     /// The installation is recorded (with its `seq`), and the audit entry written with it.
-    New(InstallationRow, AuditRow),
+    New(Box<InstallationRow>),
     /// The dealer's current installation of the pack is no longer the one the row replaces:
     /// someone installed in between. Nothing was written.
     Stale,

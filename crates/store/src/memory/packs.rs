@@ -77,8 +77,8 @@ impl PackStore for MemoryStore {
         let mut stored = row.clone();
         stored.seq = s.packs.installations.last().map_or(0, |r| r.seq) + 1;
         s.packs.installations.push(stored.clone());
-        let entry = s.append(audit, row.installed_at);
-        Ok(Recorded::New(stored, entry))
+        s.append(audit, row.installed_at);
+        Ok(Recorded::New(Box::new(stored)))
     }
 
     async fn installation(&self, dealer: &str, pack_id: &str) -> Result<Option<InstallationRow>> {

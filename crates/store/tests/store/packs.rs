@@ -94,11 +94,15 @@ store_test!(a_version_is_published_once_and_its_archive_kept_once, |t| {
 
 store_test!(installations_keep_their_history_and_refuse_a_stale_replacement, |t| {
     let s = &t.store;
-    let Recorded::New(first, entry) = record(s, installation("da", "d1", "1.0.0", 0, None)).await else {
+    let Recorded::New(first) = record(s, installation("da", "d1", "1.0.0", 0, None)).await else {
         panic!("the first installation must be recorded")
     };
     assert!(first.seq > 0);
-    assert_eq!((entry.chain.as_str(), entry.kind.as_str()), ("dealer:da", "pack_installed"));
+    let chain = s.audit_chain("dealer:da").await.unwrap();
+    assert_eq!(
+        chain.iter().map(|e| (e.kind.as_str(), e.at)).collect::<Vec<_>>(),
+        [("pack_installed", first.installed_at)]
+    );
     assert_eq!(s.archive("d1").await.unwrap(), Some(archive("d1", "1.0.0")), "an installed archive is kept");
 
     // Another installation made from the state before `first` is refused, and writes nothing.
@@ -107,12 +111,12 @@ store_test!(installations_keep_their_history_and_refuse_a_stale_replacement, |t|
     assert_eq!(s.audit_chain("dealer:da").await.unwrap().len(), 1);
 
     let overlay = "overlay: da\n";
-    let Recorded::New(second, _) = record(s, installation("da", "d1", "1.0.0", first.seq, Some(overlay))).await else {
+    let Recorded::New(second) = record(s, installation("da", "d1", "1.0.0", first.seq, Some(overlay))).await else {
         panic!("the replacement must be recorded")
     };
     assert!(matches!(record(s, installation("db", "d1", "1.0.0", 0, None)).await, Recorded::New(..)));
 
-    assert_eq!(s.installation("da", "std").await.unwrap().as_ref(), Some(&second));
+    assert_eq!(s.installation("da", "std").await.unwrap().as_ref(), Some(&*second));
     assert_eq!(s.installation("da", "other").await.unwrap(), None);
     let history = s.installation_history("da", "std").await.unwrap();
     assert_eq!(history.iter().map(|r| r.overlay.as_deref()).collect::<Vec<_>>(), [None, Some(overlay)]);
