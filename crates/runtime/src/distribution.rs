@@ -166,6 +166,8 @@ pub struct Installed {
     pub changes: Vec<ProcessChange>,
     /// Warnings worth showing (none blocked the installation).
     pub warnings: Vec<Diagnostic>,
+    /// The installed pack (the standard, without the overlay).
+    pub pack: Pack,
 }
 
 /// One dealer's installation of a pack and its deviations from the standard.
@@ -397,6 +399,7 @@ impl Runtime {
             deployed,
             changes: plan.upgrade.map(|u| u.changes).unwrap_or_default(),
             warnings: plan.warnings,
+            pack: plan.pack,
         }))
     }
 

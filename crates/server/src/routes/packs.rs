@@ -234,6 +234,7 @@ pub async fn install(
         by: user(&p),
     };
     let installed = s.runtime().install_pack(req, &s.options().trusted_keys).await??;
+    s.learn(&installed.pack);
     let dto = InstalledDto {
         installation: installation_dto(installed.row),
         deployed: installed

@@ -130,6 +130,9 @@ async fn publish_list_pull_and_install(backend: Backend) {
         None,
         "only dealer a installed it"
     );
+    // The catalogue learns the pack's processes, as the standard defines them.
+    let processes = h.call("GET", "/api/v1/processes", Some("b.advisor"), None).await;
+    assert!(processes.ok().as_array().unwrap().iter().any(|p| p["id"] == "visit"), "{}", processes.body);
     let started = h
         .call(
             "POST",

@@ -89,7 +89,7 @@ async fn serve(backend: Backend) -> Option<(Harness, Server)> {
         }
     }
     let h = Harness::open(backend, loaded.processes, loaded.catalogue, Some(actions)).await?;
-    let demo = server::demo::ensure(h.state.org(), h.state.catalogue(), h.state.now_ms()).await.unwrap();
+    let demo = server::demo::ensure(h.state.org(), &h.state.catalogue(), h.state.now_ms()).await.unwrap();
     let tokens = demo.into_iter().map(|u| (u.id, u.token)).collect();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
