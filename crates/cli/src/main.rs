@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod bench_http;
 mod design;
+mod distribute;
 mod ops;
 mod pack;
 mod plugins;

@@ -1,5 +1,6 @@
-//! `sopflow pack`: headquarters builds, signs and inspects pack archives; a dealer verifies
-//! them, resolves its overlay, sees its deviations and checks an upgrade before installing it.
+//! `sopflow pack`: headquarters builds, signs, inspects and publishes pack archives; a dealer
+//! pulls and verifies them, resolves its overlay, sees its deviations, checks an upgrade and
+//! installs it (the distribution commands are in `distribute`).
 
 use std::fs;
 use std::io::Write;
@@ -13,6 +14,7 @@ use packs::archive::{Archive, EXTENSION};
 use packs::{OverlayFile, Pack, PublicKey, SecretKey};
 
 use crate::design::load_options;
+use crate::distribute::{self, ArchiveSource, InstallArgs};
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
@@ -97,6 +99,71 @@ enum PackCommand {
         #[arg(long)]
         trust: Vec<String>,
     },
+    /// Publish a signed archive on a server (a headquarters administrator's token).
+    Publish {
+        /// The archive.
+        archive: PathBuf,
+        /// The server (e.g. `https://sopflow.example.com`).
+        #[arg(long, env = "SOPFLOW_URL")]
+        url: String,
+        /// An API token.
+        #[arg(long, env = "SOPFLOW_TOKEN")]
+        token: String,
+    },
+    /// Download a published archive; it is written only if it verifies against `--trust`.
+    Pull {
+        /// The pack id.
+        id: String,
+        /// The version.
+        version: String,
+        /// The server.
+        #[arg(long, env = "SOPFLOW_URL")]
+        url: String,
+        /// An API token.
+        #[arg(long, env = "SOPFLOW_TOKEN")]
+        token: Option<String>,
+        /// The file to write (default: <id>-<version>.sopack).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// A trusted public key (`ed25519:<hex>`) or a file listing them, one a line.
+        #[arg(long, required = true)]
+        trust: Vec<String>,
+    },
+    /// Install an archive for a dealer into a database: verify it, apply the dealer's overlay
+    /// (or re-apply the installed one), record the installation in the dealer's audit trail and
+    /// deploy the effective processes. Running instances stay on their version.
+    Install {
+        /// The archive file.
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        archive: Option<PathBuf>,
+        /// Download the archive from this URL instead (e.g. `.../api/v1/packs/<id>/<version>/archive`).
+        #[arg(long)]
+        from: Option<String>,
+        /// An API token for `--from`.
+        #[arg(long, env = "SOPFLOW_TOKEN")]
+        token: Option<String>,
+        /// The dealer.
+        #[arg(long)]
+        dealer: String,
+        /// The dealer's overlay; without it, the overlay installed now is kept.
+        #[arg(long)]
+        overlay: Option<PathBuf>,
+        /// Install the standard without any overlay.
+        #[arg(long)]
+        remove_overlay: bool,
+        /// Allow installing a version older than the installed one.
+        #[arg(long)]
+        force: bool,
+        /// A trusted public key (`ed25519:<hex>`) or a file listing them, one a line.
+        #[arg(long, required = true)]
+        trust: Vec<String>,
+        /// The database: `sqlite://path`, `postgres://...`.
+        #[arg(long, env = "DATABASE_URL", default_value = store_sqlx::DEFAULT_URL)]
+        database: String,
+        /// Who installs (recorded in the dealer's audit trail).
+        #[arg(long, env = "SOPFLOW_USER", default_value = "cli")]
+        by: String,
+    },
     /// Check what installing a new version over the installed one would do, with an overlay.
     UpgradeCheck {
         /// The installed pack: a folder or an archive.
@@ -129,6 +196,27 @@ pub fn run(args: &PackArgs) -> anyhow::Result<ExitCode> {
         PackCommand::UpgradeCheck { installed, offered, overlay, force, trust } => {
             upgrade_check(installed, offered, overlay.as_deref(), *force, trust)
         }
+        PackCommand::Publish { archive, url, token } => distribute::publish(archive, url, token),
+        PackCommand::Pull { id, version, url, token, output, trust } => {
+            distribute::pull(id, version, url, token.as_deref(), output.as_deref(), &trusted(trust)?)
+        }
+        PackCommand::Install { archive, from, token, dealer, overlay, remove_overlay, force, trust, database, by } => {
+            let from = match (archive, from) {
+                (Some(file), _) => ArchiveSource::File(file.clone()),
+                (None, Some(url)) => ArchiveSource::Url { url: url.clone(), token: token.clone() },
+                (None, None) => bail!("give an archive file or --from URL"),
+            };
+            distribute::install(InstallArgs {
+                from,
+                dealer,
+                overlay: overlay.as_deref(),
+                remove_overlay: *remove_overlay,
+                force: *force,
+                trusted: trusted(trust)?,
+                database,
+                by,
+            })
+        }
     }
 }
 
@@ -153,7 +241,7 @@ fn read_key(path: &Path) -> anyhow::Result<SecretKey> {
 }
 
 /// Trusted keys from `--trust` values: a key itself, or a file listing keys.
-fn trusted(values: &[String]) -> anyhow::Result<Vec<PublicKey>> {
+pub(crate) fn trusted(values: &[String]) -> anyhow::Result<Vec<PublicKey>> {
     let mut out = Vec::new();
     for v in values {
         let keys = if v.starts_with("ed25519:") {

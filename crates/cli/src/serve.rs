@@ -1,5 +1,6 @@
 //! `sopflow serve`: the HTTP API on a database, with every valid pack of `--packs` deployed,
-//! the plugins' actions installed, and (with `--demo`) a demo directory to try every task.
+//! the plugins' actions installed, the publisher keys of `--trust` accepted for pack archives,
+//! and (with `--demo`) a demo directory to try every task.
 //!
 //! Logging goes to standard error through `tracing-subscriber`, filtered by `RUST_LOG`
 //! (default `info`). SIGINT or SIGTERM stops accepting requests, lets those in flight finish,
@@ -41,6 +42,11 @@ pub struct ServeArgs {
     /// The plugin configuration (grants, channels, secrets, topics).
     #[arg(long, env = "SOPFLOW_PLUGINS_CONFIG")]
     plugins_config: Option<PathBuf>,
+    /// A publisher key whose pack archives may be published and installed here
+    /// (`ed25519:<hex>`), or a file listing such keys, one a line. Repeat for several; without
+    /// any, `POST /api/v1/packs` and `POST /api/v1/installations` are refused.
+    #[arg(long)]
+    trust: Vec<String>,
     /// PostgreSQL: the schema to work in.
     #[arg(long)]
     pg_schema: Option<String>,
@@ -76,6 +82,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         ..model::Options::default()
     };
 
+    let trusted_keys = crate::pack::trusted(&args.trust)?;
     let loaded = server::packs::load(&args.packs, &model_options);
     for problem in &loaded.problems {
         eprintln!("warning: {problem}");
@@ -122,7 +129,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let state = AppState::new(runtime.clone(), org, loaded.catalogue, Options { virtual_clock, ..Options::default() });
+    let state = AppState::new(
+        runtime.clone(),
+        org,
+        loaded.catalogue,
+        Options { virtual_clock, trusted_keys, ..Options::default() },
+    );
     let listener =
         tokio::net::TcpListener::bind(&args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;

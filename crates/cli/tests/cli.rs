@@ -198,3 +198,62 @@ fn pack_diff_prints_one_block_per_dealer() {
     assert!(table.starts_with("dealer dealer_faithful: no deviations from examples 1.0.0\n"), "{table}");
     assert!(table.contains("dealer dealer_deviant: 10 deviation(s)"), "{table}");
 }
+
+#[test]
+fn pack_install_records_and_deploys_into_the_database_and_refuses_an_overlay_of_another_dealer() {
+    let dir = std::env::temp_dir().join(format!("sopflow-cli-install-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key, archive) = (dir.join("hq.key"), dir.join("examples.sopack"));
+    let database = format!("sqlite://{}", dir.join("dealer.db").display());
+    let keygen = sopflow(&["pack", "keygen", "-o", key.to_str().unwrap()]);
+    let public = text(&keygen.stdout).lines().find_map(|l| l.strip_prefix("public key: ").map(str::to_string)).unwrap();
+    let built = sopflow(&[
+        "pack",
+        "build",
+        "processes/examples",
+        "--key",
+        key.to_str().unwrap(),
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let install = |dealer: &str, extra: &[&str]| {
+        let mut args =
+            vec!["pack", "install", archive.to_str().unwrap(), "--dealer", dealer, "--trust", &public, "--database"];
+        args.push(&database);
+        args.extend_from_slice(extra);
+        sopflow(&args)
+    };
+
+    let first = install("dealer_faithful", &["--by", "dealer.admin"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stdout).starts_with("installed examples 1.0.0 at dealer dealer_faithful"),
+        "{}",
+        text(&first.stdout)
+    );
+    let overlay = install("dealer_faithful", &["--overlay", "processes/examples/dealers/faithful.yaml"]);
+    assert!(overlay.status.success(), "{}", text(&overlay.stderr));
+    assert!(text(&overlay.stdout).starts_with("overlay_changed examples 1.0.0"), "{}", text(&overlay.stdout));
+
+    let foreign = install("dealer_other", &["--overlay", "processes/examples/dealers/faithful.yaml"]);
+    assert!(!foreign.status.success());
+    assert!(text(&foreign.stderr).contains("written for dealer `dealer_faithful`"), "{}", text(&foreign.stderr));
+    let other = sopflow(&["pack", "keygen", "-o", dir.join("other.key").to_str().unwrap()]);
+    let stranger =
+        text(&other.stdout).lines().find_map(|l| l.strip_prefix("public key: ").map(str::to_string)).unwrap();
+    let untrusted = sopflow(&[
+        "pack",
+        "install",
+        archive.to_str().unwrap(),
+        "--dealer",
+        "dealer_x",
+        "--trust",
+        &stranger,
+        "--database",
+        &database,
+    ]);
+    assert!(!untrusted.status.success());
+    assert!(text(&untrusted.stderr).contains("not one of the trusted publisher keys"), "{}", text(&untrusted.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

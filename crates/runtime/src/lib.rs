@@ -16,6 +16,8 @@
 //!   after its transition is durable, with `Ok(Ok(`[`Applied`]`))`, or `Ok(Err(`[`Refused`]`))`
 //!   when the core refused it or someone else was first (nothing changed), or `Err(`[`Error`]`)`
 //!   when the engine or database failed.
+//! - [`Runtime::publish_pack`], [`Runtime::install_pack`], [`Runtime::compliance`]: pack
+//!   distribution ([`distribution`]).
 //! - Reads: [`Runtime::instance`], [`Runtime::audit`], [`Runtime::verify_audit`],
 //!   [`Runtime::inbox_page`].
 //!
@@ -35,6 +37,7 @@
 mod actions;
 mod clock;
 mod convert;
+pub mod distribution;
 mod error;
 mod external;
 mod lane;
@@ -529,6 +532,11 @@ impl Runtime {
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
+    }
+
+    /// How definitions are compiled (the actions and guard sandbox this engine offers).
+    pub fn model_options(&self) -> &model::Options {
+        &self.inner.config.model
     }
 
     /// This node's id.

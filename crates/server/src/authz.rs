@@ -9,6 +9,9 @@
 //! - **Administrators** manage the users and tokens of their organisation (headquarters
 //!   administrators: of every organisation), and cancel instances and retry or skip incidents
 //!   of their own dealer.
+//! - **Packs**: headquarters administrators publish; every user reads what is published;
+//!   dealer administrators install for their own dealer; a dealer's installations are read by
+//!   its users and by headquarters; the compliance report is for headquarters.
 //! - Anything of another dealer is `404 Not Found` to a dealer user, whatever the endpoint: its
 //!   existence is not revealed.
 
@@ -125,6 +128,36 @@ pub fn manage_organisations(p: &Principal) -> Result<(), Error> {
     } else {
         Err(Error::Forbidden("only a headquarters administrator may create organisations".into()))
     }
+}
+
+/// Publishing packs: headquarters administrators.
+pub fn publish_packs(p: &Principal) -> Result<(), Error> {
+    if p.admin && p.is_hq() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("only a headquarters administrator may publish packs".into()))
+    }
+}
+
+/// Installing packs: administrators of a dealer, for their own dealer.
+pub fn install_packs(p: &Principal) -> Result<&str, Error> {
+    if p.is_hq() {
+        Err(Error::Forbidden("headquarters publishes packs; a dealer's administrator installs them".into()))
+    } else if !p.admin {
+        Err(Error::Forbidden("only an administrator of the dealer may install packs".into()))
+    } else {
+        Ok(&p.organisation)
+    }
+}
+
+/// A dealer's installations: its users read; headquarters reads every dealer's.
+pub fn installation(p: &Principal, dealer: &str) -> Access {
+    if p.is_hq() || dealer == p.organisation { Access::Read } else { Access::Hidden }
+}
+
+/// The compliance report across dealers: headquarters.
+pub fn compliance(p: &Principal) -> Result<(), Error> {
+    if p.is_hq() { Ok(()) } else { Err(Error::Forbidden("the compliance report is for headquarters".into())) }
 }
 
 #[cfg(test)]

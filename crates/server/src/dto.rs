@@ -858,3 +858,233 @@ pub struct Health {
     /// `ok`.
     pub status: String,
 }
+
+// ----- packs --------------------------------------------------------------------------------
+
+/// A `.sopack` archive: a gzip-compressed tar, signed by the publisher.
+#[derive(Debug, Clone)]
+pub struct ArchiveBytes;
+
+impl utoipa::PartialSchema for ArchiveBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some("A `.sopack` archive (a gzip-compressed tar)"))
+            .into()
+    }
+}
+
+impl ToSchema for ArchiveBytes {}
+
+/// A version of a pack published on this server.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicationDto {
+    /// The pack id.
+    pub pack: String,
+    /// The version.
+    pub version: String,
+    /// The archive's digest (what the signature covers).
+    pub digest: String,
+    /// The publisher key that signed it (`ed25519:<hex>`).
+    pub signer: String,
+    /// When it was published.
+    pub published_at: String,
+    /// Who published it.
+    pub published_by: String,
+}
+
+/// The answer to a publication.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublishedDto {
+    /// The publication.
+    pub publication: PublicationDto,
+    /// `false` when the same archive was published before (nothing changed).
+    pub new: bool,
+}
+
+/// A process of a published pack version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PackProcessDto {
+    /// The process id.
+    pub id: String,
+    /// Its version number.
+    pub version: u32,
+    /// Its title.
+    pub title: LabelDto,
+    /// Its content hash.
+    pub hash: String,
+}
+
+/// A published pack version: the publication, its manifest and its processes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PackVersionDto {
+    /// The publication.
+    pub publication: PublicationDto,
+    /// The manifest (`pack.yaml`) as JSON.
+    #[schema(value_type = Object)]
+    pub manifest: Value,
+    /// The processes.
+    pub processes: Vec<PackProcessDto>,
+}
+
+/// Which publications to list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PublicationListQuery {
+    /// Only of this pack.
+    pub pack: Option<String>,
+}
+
+/// Install (or upgrade, re-install, or change the overlay of) a published pack version at the
+/// caller's dealer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInstallation {
+    /// The pack id.
+    pub pack: String,
+    /// The published version.
+    pub version: String,
+    /// The dealer's overlay (YAML text). Without it, the overlay installed now is kept.
+    #[serde(default)]
+    pub overlay: Option<String>,
+    /// Install the standard without any overlay.
+    #[serde(default)]
+    pub remove_overlay: bool,
+    /// Allow installing a version older than the installed one.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// One installation of a pack at a dealer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstallationDto {
+    /// Its position in the server's installation history.
+    pub seq: i64,
+    /// The dealer.
+    pub dealer: String,
+    /// The pack id.
+    pub pack: String,
+    /// The installed version.
+    pub version: String,
+    /// The archive's digest.
+    pub digest: String,
+    /// The publisher key that signed it.
+    pub signer: String,
+    /// `installed`, `upgraded`, `downgraded`, `reinstalled` or `overlay_changed`.
+    pub action: String,
+    /// The dealer's overlay (YAML text), if any.
+    pub overlay: Option<String>,
+    /// When.
+    pub installed_at: String,
+    /// Who.
+    pub installed_by: String,
+}
+
+/// A process deployed by an installation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeployedDto {
+    /// The process id.
+    pub process: String,
+    /// The content hash of its effective definition.
+    pub hash: String,
+    /// `false` when this definition was already current for the dealer.
+    pub new: bool,
+}
+
+/// How a process changed from the installed version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProcessChangeDto {
+    /// The process id.
+    pub process: String,
+    /// `added`, `removed`, `changed` or `unchanged`.
+    pub change: String,
+}
+
+/// The answer to an installation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstalledDto {
+    /// The recorded installation.
+    pub installation: InstallationDto,
+    /// What was deployed for the dealer; running instances stay on their definition.
+    pub deployed: Vec<DeployedDto>,
+    /// How each process changed from the installed version (empty for a first installation).
+    pub changes: Vec<ProcessChangeDto>,
+    /// Warnings (`file:line:col: ...`); none of them blocked the installation.
+    pub warnings: Vec<String>,
+}
+
+/// A dealer's installation of a pack with its history, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstallationHistoryDto {
+    /// The current installation.
+    pub current: InstallationDto,
+    /// Every installation, oldest first.
+    pub history: Vec<InstallationDto>,
+}
+
+/// Which installations to list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InstallationListQuery {
+    /// Only of this dealer (headquarters; a dealer user sees only their own).
+    pub dealer: Option<String>,
+    /// Only of this pack.
+    pub pack: Option<String>,
+}
+
+/// Which pack the compliance report is about.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ComplianceQuery {
+    /// The pack id.
+    pub pack: String,
+}
+
+/// One way a dealer's overlay differs from the standard.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviationDto {
+    /// The dealer.
+    pub dealer: String,
+    /// The process, if the deviation is in one.
+    pub process: Option<String>,
+    /// What kind of change: `inserted_step`, `disabled_step`, `sla`, `parameter`, `calendar`,
+    /// `added_guard`, `role_title` or `label`.
+    pub kind: String,
+    /// What it changes (a parameter, a step, a branch).
+    pub target: String,
+    /// The standard's value.
+    pub standard: String,
+    /// The dealer's value.
+    pub dealer_value: String,
+    /// `info`, `minor` or `major`.
+    pub severity: String,
+}
+
+/// A dealer's installation of the pack, in the compliance report.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DealerComplianceDto {
+    /// The dealer.
+    pub dealer: String,
+    /// The installed version.
+    pub version: String,
+    /// Whether the dealer has an overlay.
+    pub has_overlay: bool,
+    /// How many deviations it has.
+    pub n_deviations: usize,
+}
+
+/// Every dealer's deviations from a pack's standard.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ComplianceDto {
+    /// The pack id.
+    pub pack: String,
+    /// The dealers that installed it.
+    pub dealers: Vec<DealerComplianceDto>,
+    /// Every deviation, dealer by dealer, most severe first.
+    pub deviations: Vec<DeviationDto>,
+}

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use machine::{FieldError, Rejection};
 use runtime::Refused;
+use runtime::distribution::Refusal;
 
 use crate::dto::{FieldErrorDto, Problem};
 
@@ -48,12 +49,150 @@ pub enum Error {
     /// Malformed JSON, bad query or path parameters.
     #[error("{0}")]
     BadRequest(String),
+    /// A pack archive, its signature or a dealer's overlay was refused; nothing was stored or
+    /// deployed. Each reason has its own stable `type` ([`PackProblem`]); conflicts of an
+    /// overlay are listed in `errors` with their `file:line:col`.
+    #[error("{detail}")]
+    Pack {
+        /// Why.
+        problem: PackProblem,
+        /// What happened in this case.
+        detail: String,
+        /// Every diagnostic, if any.
+        errors: Vec<FieldError>,
+    },
+    /// The body is larger than the endpoint accepts.
+    #[error("the body is larger than the {limit} bytes this endpoint accepts")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// The engine is shutting down or overloaded.
     #[error("the service is unavailable: {0}")]
     Unavailable(String),
     /// A bug or a failure of the database: 500, no details for the client.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a pack or an overlay was refused: each reason is a stable problem `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackProblem {
+    /// The server trusts no publisher key (`sopflow serve --trust`).
+    NoTrustedKeys,
+    /// Not a readable pack archive, or over a size limit.
+    Unreadable,
+    /// The contents differ from the signed listing.
+    Tampered,
+    /// Unsigned, or the signature does not match.
+    BadSignature,
+    /// Signed by a key this server does not trust.
+    Untrusted,
+    /// The pack in the archive is not valid.
+    InvalidPack,
+    /// The overlay cannot be read, or is for another dealer.
+    InvalidOverlay,
+    /// The overlay does not apply to this version (each conflict listed).
+    OverlayConflicts,
+    /// An older version than the installed one, without `force`.
+    Downgrade,
+    /// The version is published with another archive.
+    VersionTaken,
+    /// No such version is published.
+    NotPublished,
+    /// The installed version cannot be read again, or someone installed meanwhile.
+    InstallationConflict,
+}
+
+impl PackProblem {
+    fn status(self) -> StatusCode {
+        match self {
+            PackProblem::Unreadable => StatusCode::BAD_REQUEST,
+            PackProblem::Tampered
+            | PackProblem::BadSignature
+            | PackProblem::Untrusted
+            | PackProblem::InvalidPack
+            | PackProblem::InvalidOverlay
+            | PackProblem::NotPublished => StatusCode::UNPROCESSABLE_ENTITY,
+            PackProblem::NoTrustedKeys
+            | PackProblem::OverlayConflicts
+            | PackProblem::Downgrade
+            | PackProblem::VersionTaken
+            | PackProblem::InstallationConflict => StatusCode::CONFLICT,
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            PackProblem::NoTrustedKeys => "pack-no-trusted-keys",
+            PackProblem::Unreadable => "pack-unreadable",
+            PackProblem::Tampered => "pack-tampered",
+            PackProblem::BadSignature => "pack-bad-signature",
+            PackProblem::Untrusted => "pack-untrusted",
+            PackProblem::InvalidPack => "pack-invalid",
+            PackProblem::InvalidOverlay => "overlay-invalid",
+            PackProblem::OverlayConflicts => "overlay-conflicts",
+            PackProblem::Downgrade => "pack-downgrade",
+            PackProblem::VersionTaken => "pack-version-taken",
+            PackProblem::NotPublished => "pack-not-published",
+            PackProblem::InstallationConflict => "installation-conflict",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            PackProblem::NoTrustedKeys => "No publisher key is trusted",
+            PackProblem::Unreadable => "Not a readable pack archive",
+            PackProblem::Tampered => "The archive was altered",
+            PackProblem::BadSignature => "The signature is missing or wrong",
+            PackProblem::Untrusted => "Signed by an untrusted key",
+            PackProblem::InvalidPack => "The pack is not valid",
+            PackProblem::InvalidOverlay => "The overlay is not valid",
+            PackProblem::OverlayConflicts => "The overlay does not apply",
+            PackProblem::Downgrade => "Older than the installed version",
+            PackProblem::VersionTaken => "The version is already published",
+            PackProblem::NotPublished => "Not published",
+            PackProblem::InstallationConflict => "The installation changed",
+        }
+    }
+}
+
+/// One diagnostic as a problem's error: where (`file:line:col`) and what (`[code] message`).
+fn diagnostic_error(d: &model::Diagnostic) -> FieldError {
+    FieldError { path: format!("{}:{}", d.file.display(), d.span), message: format!("[{}] {}", d.code, d.message) }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Error {
+        let detail = r.to_string();
+        let pack = |problem, errors| Error::Pack { problem, detail: detail.clone(), errors };
+        match &r {
+            Refusal::NoTrustedKeys => pack(PackProblem::NoTrustedKeys, Vec::new()),
+            Refusal::Overlay(d) => pack(PackProblem::InvalidOverlay, d.iter().map(diagnostic_error).collect()),
+            Refusal::OverlayConflicts(d) => {
+                pack(PackProblem::OverlayConflicts, d.iter().map(diagnostic_error).collect())
+            }
+            Refusal::OverlayOfOtherDealer { .. } => pack(PackProblem::InvalidOverlay, Vec::new()),
+            Refusal::VersionTaken { .. } => pack(PackProblem::VersionTaken, Vec::new()),
+            Refusal::NotPublished { .. } => pack(PackProblem::NotPublished, Vec::new()),
+            Refusal::InstalledUnreadable { .. } | Refusal::Concurrent { .. } => {
+                pack(PackProblem::InstallationConflict, Vec::new())
+            }
+            Refusal::Pack(e) => match e {
+                packs::Error::Archive(_) | packs::Error::Io { .. } => pack(PackProblem::Unreadable, Vec::new()),
+                packs::Error::Tampered { .. } => pack(PackProblem::Tampered, Vec::new()),
+                packs::Error::Unsigned | packs::Error::BadSignature | packs::Error::BadKey { .. } => {
+                    pack(PackProblem::BadSignature, Vec::new())
+                }
+                packs::Error::Untrusted { .. } => pack(PackProblem::Untrusted, Vec::new()),
+                packs::Error::Downgrade { .. } => pack(PackProblem::Downgrade, Vec::new()),
+                packs::Error::OtherPack { .. } => pack(PackProblem::InvalidPack, Vec::new()),
+                packs::Error::Invalid { diagnostics } => {
+                    pack(PackProblem::InvalidPack, diagnostics.iter().map(diagnostic_error).collect())
+                }
+            },
+        }
+    }
 }
 
 /// The cause of a 500, attached to the response for the trace layer to log.
@@ -71,6 +210,8 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Validation { .. } | Error::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Pack { problem, .. } => problem.status(),
+            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -88,6 +229,8 @@ impl Error {
             Error::Validation { .. } => "validation-failed",
             Error::IdempotencyMismatch => "idempotency-mismatch",
             Error::BadRequest(_) => "bad-request",
+            Error::Pack { problem, .. } => problem.kind(),
+            Error::TooLarge { .. } => "too-large",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
@@ -104,6 +247,8 @@ impl Error {
             Error::Validation { .. } => "The request has errors",
             Error::IdempotencyMismatch => "Idempotency-Key reused",
             Error::BadRequest(_) => "Bad request",
+            Error::Pack { problem, .. } => problem.title(),
+            Error::TooLarge { .. } => "Body too large",
             Error::Unavailable(_) => "Service unavailable",
             Error::Internal(_) => "Internal error",
         }
@@ -127,7 +272,7 @@ impl Error {
             other => Some(other.to_string()),
         };
         let errors = match self {
-            Error::Validation { errors, .. } => {
+            Error::Validation { errors, .. } | Error::Pack { errors, .. } => {
                 errors.iter().map(|e| FieldErrorDto { path: e.path.clone(), message: e.message.clone() }).collect()
             }
             _ => Vec::new(),

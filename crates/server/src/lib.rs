@@ -1,5 +1,5 @@
 //! The HTTP API of sopflow (`docs/api.md`): the task inbox for staff, instances, messages, the
-//! process catalogue and administration, as an axum [`Router`] built by [`app`].
+//! process catalogue, administration and pack distribution, as an axum [`Router`] built by [`app`].
 //!
 //! - Every route is declared once, on its handler (`#[utoipa::path]`), and registered through
 //!   `utoipa_axum`, so the router and the OpenAPI document at `/openapi.json` come from the
@@ -42,7 +42,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::Principal;
-pub use error::{Error, InternalCause, PROBLEM_BASE};
+pub use error::{Error, InternalCause, PROBLEM_BASE, PackProblem};
 pub use state::{AppState, Catalogue, Options};
 
 /// The API's description; the paths come from the handlers.
@@ -65,6 +65,7 @@ pub use state::{AppState, Catalogue, Options};
         (name = "processes", description = "The deployed processes."),
         (name = "me", description = "The caller and logging in."),
         (name = "admin", description = "Organisations, users, roles and tokens."),
+        (name = "packs", description = "Publishing packs, installing them at dealers with overlays, compliance."),
         (name = "operations", description = "Health, readiness, metrics and the API description."),
         (name = "test", description = "Only on servers started with a virtual clock."),
     )

@@ -2,7 +2,7 @@
 //! and roles, the metrics, and (in test mode) the virtual clock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
@@ -83,6 +83,9 @@ pub struct Options {
     pub login_ttl: SignedDuration,
     /// How long an idempotency key is remembered.
     pub idempotency_ttl: SignedDuration,
+    /// The publisher keys whose pack archives are accepted (`sopflow serve --trust`); none:
+    /// publishing and installing are refused.
+    pub trusted_keys: Vec<packs::PublicKey>,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             virtual_clock: None,
             login_ttl: SignedDuration::from_hours(12),
             idempotency_ttl: SignedDuration::from_hours(24),
+            trusted_keys: Vec::new(),
         }
     }
 }
@@ -107,7 +111,9 @@ struct Shared {
     auth_cache: Mutex<HashMap<String, (Principal, Instant)>>,
     runtime: Runtime,
     org: AnyOrgStore,
-    catalogue: Catalogue,
+    /// Replaced whole (never edited in place) when an installed pack brings roles or processes
+    /// it did not have, so a reader keeps a consistent catalogue for its whole request.
+    catalogue: RwLock<Arc<Catalogue>>,
     metrics: Metrics,
     options: Options,
 }
@@ -126,7 +132,7 @@ impl AppState {
                 auth_cache: Mutex::new(HashMap::new()),
                 runtime,
                 org,
-                catalogue,
+                catalogue: RwLock::new(Arc::new(catalogue)),
                 metrics: Metrics::new(),
                 options,
             }),
@@ -143,9 +149,24 @@ impl AppState {
         &self.inner.org
     }
 
-    /// The catalogue.
-    pub fn catalogue(&self) -> &Catalogue {
-        &self.inner.catalogue
+    /// The catalogue, as it is now.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        Arc::clone(&self.inner.catalogue.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Adds what an installed pack brings that the catalogue lacks: its roles, and its
+    /// processes as the standard defines them (a dealer's effective version is that dealer's
+    /// alone; it is deployed, not catalogued).
+    pub fn learn(&self, pack: &packs::Pack) {
+        let mut current = self.inner.catalogue.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = Catalogue::clone(&current);
+        next.add_roles(pack.manifest.roles.iter());
+        for p in &pack.processes {
+            if next.process(&p.id).is_none() {
+                next.add_process(Arc::clone(p));
+            }
+        }
+        *current = Arc::new(next);
     }
 
     /// The metrics.

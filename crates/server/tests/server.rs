@@ -1,14 +1,16 @@
 //! The server's tests: router tests with `oneshot` on the memory store (authorisation with two
 //! dealers and headquarters, form validation, idempotency, problem documents, the OpenAPI
-//! document), and end-to-end tests against a listening server on SQLite and, when
-//! `DATABASE_URL` is set, PostgreSQL: a repair job, and the standard pack's service order from
-//! the appointment to the follow-up call driven by the demo users.
+//! document, pack distribution), and end-to-end tests against a listening server on SQLite and,
+//! when `DATABASE_URL` is set, PostgreSQL: a repair job, and the standard pack's service order
+//! from the appointment to the follow-up call driven by the demo users.
 
 #[path = "server/harness.rs"]
 mod harness;
 
 #[path = "server/authorisation.rs"]
 mod authorisation;
+#[path = "server/distribution.rs"]
+mod distribution;
 #[path = "server/end_to_end.rs"]
 mod end_to_end;
 #[path = "server/external_tasks.rs"]

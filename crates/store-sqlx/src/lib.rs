@@ -9,7 +9,8 @@
 //!
 //! [`open`] picks the backend from a URL (`sqlite://data/sopflow.db`, `postgres://...`, or
 //! `memory:`), creates what is missing and runs the embedded migrations ([`migrate`]).
-//! [`AnyStore`] holds whichever was opened.
+//! [`AnyStore`] holds whichever was opened; it also implements the pack port
+//! ([`store::packs::PackStore`], in `packs`).
 //!
 //! Architecture invariant: the schema is owned by the migrations under `migrations/<backend>`
 //! and embedded in the binary; the audit table refuses `UPDATE` and `DELETE` by trigger on both
@@ -18,6 +19,7 @@
 mod inventory;
 mod jobs;
 mod org;
+mod packs;
 mod payload;
 mod sql;
 mod sqlite_commit;

@@ -370,9 +370,22 @@ macro_rules! backend {
 
         pub(crate) async fn append_audit(pool: &Pool<$db>, draft: Draft, at: Millis) -> Result<AuditRow> {
             let mut tx = pool.begin().await.map_err(db)?;
+            let row = append_audit_in(&mut tx, draft, at).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(row)
+        }
+
+        /// Appends an entry inside the caller's transaction, after the head of its chain read
+        /// in that transaction. A position taken meanwhile (a unique violation) is
+        /// [`Error::Conflict`] on the chain.
+        pub(crate) async fn append_audit_in(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            draft: Draft,
+            at: Millis,
+        ) -> Result<AuditRow> {
             let head = sqlx::query("SELECT chain_seq, hash FROM audit WHERE chain = $1 ORDER BY chain_seq DESC LIMIT 1")
                 .bind(&draft.chain)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(db)?;
             let (prev_seq, prev_hash): (i64, String) = match head {
@@ -394,7 +407,7 @@ macro_rules! backend {
             .bind(&row.definition_hash)
             .bind(&row.prev_hash)
             .bind(&row.hash)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await;
             match inserted {
                 Ok(r) => row.seq = r.try_get("seq").map_err(db)?,
@@ -403,7 +416,6 @@ macro_rules! backend {
                 }
                 Err(e) => return Err(db(e)),
             }
-            tx.commit().await.map_err(db)?;
             Ok(row)
         }
 

@@ -1,6 +1,7 @@
 //! The storage port of sopflow: what the runtime needs from a database, as one small trait
 //! ([`Store`]) over plain row types, plus an in-memory implementation ([`MemoryStore`]) and
-//! the audit-chain arithmetic ([`audit`]) every backend shares.
+//! the audit-chain arithmetic ([`audit`]) every backend shares. Beside it: the directory of the
+//! HTTP server ([`org`]), its searches ([`search`]) and pack distribution ([`packs`]).
 //!
 //! The rows are the store's own types (not the machine's): the runtime converts an
 //! `Instance` to an [`InstanceRow`] with its snapshot as JSON text, so the core can change
@@ -17,6 +18,7 @@
 pub mod audit;
 mod memory;
 pub mod org;
+pub mod packs;
 pub mod search;
 
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! The in-memory store: the reference implementation of the [`Store`] contract, for tests and
 //! for running the engine without a database. Nothing survives the process.
 
+mod packs;
 mod search;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,6 +35,8 @@ struct State {
     audit: Vec<AuditRow>,
     /// chain -> indexes into `audit`, in chain order.
     chains: HashMap<String, Vec<usize>>,
+    /// Archives, publications and installations ([`crate::packs::PackStore`]).
+    packs: packs::Packs,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +148,16 @@ impl State {
         for a in &c.audit {
             self.push_audit(a.clone());
         }
+    }
+
+    /// Chains a draft after the head of its chain and appends it.
+    fn append(&mut self, draft: Draft, at: Millis) -> AuditRow {
+        let (prev_seq, prev_hash) = match self.chains.get(&draft.chain).and_then(|v| v.last()) {
+            Some(&i) => (self.audit[i].chain_seq, self.audit[i].hash.clone()),
+            None => (0, audit::GENESIS.to_string()),
+        };
+        let row = audit::seal(draft, at, prev_seq, &prev_hash);
+        self.push_audit(row)
     }
 
     fn push_audit(&mut self, mut a: AuditRow) -> AuditRow {
@@ -299,13 +312,7 @@ impl Store for MemoryStore {
     }
 
     async fn append_audit(&self, draft: Draft, at: Millis) -> Result<AuditRow> {
-        let mut s = self.lock();
-        let (prev_seq, prev_hash) = match s.chains.get(&draft.chain).and_then(|v| v.last()) {
-            Some(&i) => (s.audit[i].chain_seq, s.audit[i].hash.clone()),
-            None => (0, audit::GENESIS.to_string()),
-        };
-        let row = audit::seal(draft, at, prev_seq, &prev_hash);
-        Ok(s.push_audit(row))
+        Ok(self.lock().append(draft, at))
     }
 
     async fn audit_chain(&self, chain: &str) -> Result<Vec<AuditRow>> {

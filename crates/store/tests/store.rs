@@ -7,3 +7,6 @@ mod harness;
 
 #[path = "store/contract.rs"]
 mod contract;
+
+#[path = "store/packs.rs"]
+mod packs;

@@ -211,7 +211,8 @@ pub async fn process_graph(
     Id(id): Id,
     Params(q): Params<GraphQuery>,
 ) -> Result<Json<GraphDto>, Error> {
-    let process = s.catalogue().process(&id).ok_or(Error::NotFound)?;
+    let catalogue = s.catalogue();
+    let process = catalogue.process(&id).ok_or(Error::NotFound)?;
     let lang = q.lang.unwrap_or(p.lang);
     let options = model::mermaid::Options { lang: lang.as_str().to_string(), highlight: Vec::new() };
     Ok(Json(GraphDto {

@@ -6,8 +6,10 @@ pub mod admin;
 pub mod external;
 pub mod instances;
 pub mod misc;
+pub mod packs;
 pub mod tasks;
 
+use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -49,6 +51,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::set_roles))
         .routes(routes!(admin::tokens, admin::create_token))
         .routes(routes!(admin::revoke_token))
+        .merge(
+            // Archives are larger than any JSON body; only publication reads that much.
+            OpenApiRouter::new()
+                .routes(routes!(packs::publish, packs::publications))
+                .layer(DefaultBodyLimit::max(packs::MAX_ARCHIVE_BYTES)),
+        )
+        .routes(routes!(packs::version))
+        .routes(routes!(packs::archive))
+        .routes(routes!(packs::install, packs::installations))
+        .routes(routes!(packs::installation))
+        .routes(routes!(packs::compliance))
 }
 
 /// The routes that exist only on a server with a virtual clock.

@@ -109,7 +109,8 @@ pub async fn list(
             total: c.total,
         })
     };
-    let items = rows.iter().map(|t| views::task_row(t, s.catalogue(), now_ms)).collect();
+    let catalogue = s.catalogue();
+    let items = rows.iter().map(|t| views::task_row(t, &catalogue, now_ms)).collect();
     Ok(Json(InboxPage { items, next_cursor, counts }))
 }
 
@@ -182,7 +183,7 @@ pub async fn get(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<
         })
         .collect();
     Ok(Json(TaskDetail {
-        task: views::task_row(&row, s.catalogue(), s.now_ms()),
+        task: views::task_row(&row, &s.catalogue(), s.now_ms()),
         form_schema: views::form_schema(&view.process, &row.step),
         can_act: access == Access::Act,
         data: view.instance.data.clone(),

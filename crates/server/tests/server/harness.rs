@@ -126,6 +126,8 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body as sent.
+    pub bytes: Vec<u8>,
 }
 
 impl Answer {
@@ -193,16 +195,45 @@ impl Harness {
         catalogue: Catalogue,
         actions: Option<runtime::ActionRegistry>,
     ) -> Option<Harness> {
-        Harness::open_with_topics(backend, processes, catalogue, actions, runtime::TopicSchemas::new()).await
+        Harness::open_with(backend, processes, catalogue, actions, runtime::TopicSchemas::new(), Vec::new()).await
     }
 
     /// As [`Harness::open`], with external task topics.
     pub async fn open_with_topics(
         backend: Backend,
         processes: Vec<Arc<model::Process>>,
+        catalogue: Catalogue,
+        actions: Option<runtime::ActionRegistry>,
+        topics: runtime::TopicSchemas,
+    ) -> Option<Harness> {
+        Harness::open_with(backend, processes, catalogue, actions, topics, Vec::new()).await
+    }
+
+    /// On the memory store, with the two test processes, accepting archives signed by `keys`.
+    pub async fn trusting(keys: Vec<packs::PublicKey>) -> Harness {
+        let processes = vec![compile(SERVICE_VISIT), compile(SYNC_JOB)];
+        Harness::open_trusting(Backend::Memory, processes, Catalogue::new(), None, keys).await.unwrap()
+    }
+
+    /// On a backend, accepting pack archives signed by `trusted_keys`.
+    pub async fn open_trusting(
+        backend: Backend,
+        processes: Vec<Arc<model::Process>>,
+        catalogue: Catalogue,
+        actions: Option<runtime::ActionRegistry>,
+        trusted_keys: Vec<packs::PublicKey>,
+    ) -> Option<Harness> {
+        Harness::open_with(backend, processes, catalogue, actions, runtime::TopicSchemas::new(), trusted_keys).await
+    }
+
+    /// On a backend, with external task topics and trusted pack keys.
+    pub async fn open_with(
+        backend: Backend,
+        processes: Vec<Arc<model::Process>>,
         mut catalogue: Catalogue,
         actions: Option<runtime::ActionRegistry>,
         topics: runtime::TopicSchemas,
+        trusted_keys: Vec<packs::PublicKey>,
     ) -> Option<Harness> {
         let clock = Arc::new(VirtualClock::new(t0()));
         let (url, dir, schema) = match backend {
@@ -283,7 +314,7 @@ impl Harness {
             .unwrap();
             tokens.insert(id.to_string(), token);
         }
-        let options = Options { virtual_clock: Some(Arc::clone(&clock)), ..Options::default() };
+        let options = Options { virtual_clock: Some(Arc::clone(&clock)), trusted_keys, ..Options::default() };
         let state = AppState::new(runtime, org, catalogue, options);
         let app = server::app(state.clone());
         Some(Harness { state, app, tokens, dir, schema: schema.map(|s| (url, s)) })
@@ -306,6 +337,15 @@ impl Harness {
         self.send(req).await
     }
 
+    /// Sends raw bytes as `application/octet-stream` as `user`.
+    pub async fn call_bytes(&self, method: &str, path: &str, user: Option<&str>, bytes: Vec<u8>) -> Answer {
+        let mut req = Request::builder().method(method).uri(path).header("content-type", "application/octet-stream");
+        if let Some(u) = user {
+            req = req.header("authorization", format!("Bearer {}", self.token(u)));
+        }
+        self.send(req.body(Body::from(bytes)).unwrap()).await
+    }
+
     pub async fn send(&self, req: Request<Body>) -> Answer {
         let response = self.app.clone().oneshot(req).await.unwrap();
         let status = response.status();
@@ -313,7 +353,7 @@ impl Harness {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body =
             serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        Answer { status, headers, body }
+        Answer { status, headers, body, bytes: bytes.to_vec() }
     }
 
     /// Starts a service visit in `user`'s dealer; answers (instance id, reception task id).
@@ -457,7 +497,7 @@ pub async fn serve(backend: Backend, stock: Option<&str>) -> Option<(Harness, Se
         }
     }
     let h = Harness::open(backend, loaded.processes, loaded.catalogue, Some(actions)).await?;
-    let users = server::demo::ensure(h.state.org(), h.state.catalogue(), h.state.now_ms()).await.unwrap();
+    let users = server::demo::ensure(h.state.org(), &h.state.catalogue(), h.state.now_ms()).await.unwrap();
     let tokens = users.iter().map(|u| (u.id.clone(), u.token.clone())).collect();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
