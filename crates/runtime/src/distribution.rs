@@ -434,3 +434,78 @@ impl Runtime {
         Ok(out)
     }
 }
+
+/// What moving one running instance onto the installed version did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// The instance.
+    pub instance: String,
+    /// The process.
+    pub process: String,
+    /// Moved (with a `migrated` entry in its audit trail), or why not (it stays as it was).
+    pub result: Result<(), String>,
+}
+
+/// Running instances read per page while looking for those on an older version.
+const MIGRATION_PAGE: u32 = 200;
+
+impl Runtime {
+    /// Moves the dealer's running instances of a pack's processes that are still on an older
+    /// version onto the version installed now, along the migration maps the installed pack
+    /// declares for the version installed before it (`migrations: - from: 1.x`). Each move is
+    /// one transition recorded in the instance's audit trail with `by`; an instance that cannot
+    /// move (a step with no place on the new version, data that no longer fits) stays where it
+    /// is and is reported. A process without a map is left alone: its instances finish on the
+    /// version they started with.
+    pub async fn migrate_installed(&self, dealer: &str, pack_id: &str, by: &str) -> Outcome<Vec<Migration>> {
+        use store::Store;
+        use store::search::{InstanceSearch, SearchStore};
+        let history = self.store().installation_history(dealer, pack_id).await?;
+        let (Some(current), Some(previous)) = (history.last(), history.len().checked_sub(2).map(|i| &history[i]))
+        else {
+            return Ok(Ok(Vec::new()));
+        };
+        let Some(archive) = self.store().archive(&current.digest).await? else {
+            let reason = format!("its archive {} is not stored", current.digest);
+            return Ok(Err(Refusal::InstalledUnreadable { pack: pack_id.into(), reason }));
+        };
+        let pack = match stored_pack(&archive.bytes, self.model_options()) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(Refusal::InstalledUnreadable { pack: pack_id.into(), reason: e.to_string() })),
+        };
+        let Ok(before) = semver::Version::parse(&previous.version) else {
+            let reason = format!("the version installed before, `{}`, is not a version", previous.version);
+            return Ok(Err(Refusal::InstalledUnreadable { pack: pack_id.into(), reason }));
+        };
+        let mut out = Vec::new();
+        for (process, map) in packs::migrate::maps(&pack, &before) {
+            let Some(target) = self.store().current_deployment(dealer, &process).await? else { continue };
+            let mut cursor = None;
+            loop {
+                let page = self
+                    .store()
+                    .search_instances(&InstanceSearch {
+                        dealer: Some(dealer.into()),
+                        process_id: Some(process.clone()),
+                        status: Some("running".into()),
+                        text: None,
+                        before: cursor.clone(),
+                        limit: MIGRATION_PAGE,
+                    })
+                    .await?;
+                for row in page.iter().filter(|r| r.hash != target) {
+                    let result = match self.migrate_instance(&row.id, &target, map.clone(), by).await? {
+                        Ok(_) => Ok(()),
+                        Err(refused) => Err(refused.to_string()),
+                    };
+                    out.push(Migration { instance: row.id.clone(), process: process.clone(), result });
+                }
+                if page.len() < MIGRATION_PAGE as usize {
+                    break;
+                }
+                cursor = page.last().map(|r| r.id.clone());
+            }
+        }
+        Ok(Ok(out))
+    }
+}

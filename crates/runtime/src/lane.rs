@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use machine::{Input, Instance, Rejection};
+use indexmap::IndexMap;
+use machine::{Actor, Input, Instance, Rejection};
 use model::Process;
 use serde_json::json;
 use store::{Change, Store, TimerRow};
@@ -39,6 +40,8 @@ pub(crate) enum Op {
     Fire { timer: TimerRow },
     /// Write a change that belongs to no transition (buffer a message, settle an outbox row).
     Write { lane_key: String, change: Box<Change> },
+    /// Move an instance onto another definition along a migration map (`packs::migrate`).
+    Migrate { instance: String, to_hash: String, map: IndexMap<String, String>, by: String },
 }
 
 impl Op {
@@ -48,6 +51,7 @@ impl Op {
             Op::Input { instance, .. } => instance,
             Op::Fire { timer } => &timer.instance_id,
             Op::Write { lane_key, .. } => lane_key,
+            Op::Migrate { instance, .. } => instance,
         }
     }
 }
@@ -417,6 +421,40 @@ impl Lane {
                     return Ok(refuse(Refused::NoSuchInstance(instance.clone()), None));
                 };
                 self.apply(cmd, entry, input, idempotency_key.as_deref(), now, refuse).await
+            }
+            Op::Migrate { instance, to_hash, map, by } => {
+                let Some(entry) = self.entry(instance, overlay, fresh).await? else {
+                    return Ok(refuse(Refused::NoSuchInstance(instance.clone()), None));
+                };
+                let to = self.inner.process(to_hash).await?;
+                let moved = match packs::migrate(&entry.instance, &entry.process, &to, map, by, now) {
+                    Ok(m) => m,
+                    Err(why) => {
+                        let reasons = why.iter().map(ToString::to_string).collect();
+                        return Ok(refuse(Refused::CannotMigrate(reasons), None));
+                    }
+                };
+                let about = About {
+                    kind: "migrated",
+                    actor: Actor::User { id: by.clone(), role: None },
+                    step: None,
+                    input: serde_json::to_value(&moved.record).unwrap_or_default(),
+                    idempotency_key: None,
+                };
+                let (mut change, head) = convert::change_for(
+                    &to,
+                    Some((&entry.instance, &entry.head)),
+                    &moved.instance,
+                    &moved.effects,
+                    &moved.events,
+                    about,
+                    now,
+                )?;
+                change.outbox_done.extend(cmd.outbox_done);
+                let id = moved.instance.id.clone();
+                let applied = Applied::of(&moved.instance, moved.events);
+                let entry = Entry { instance: moved.instance, head, process: to };
+                Ok(Prepared { change: Some(change), reply: Ok(applied), entry: Some((id, entry)) })
             }
             Op::Fire { timer } => {
                 let stale = || Change { timers_removed: vec![timer.id.clone()], ..Change::default() };

@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use jiff::SignedDuration;
 use machine::{Actor, Event, Input, Instance, Rejection, Start, User};
 use model::Process;
@@ -214,6 +215,9 @@ pub enum Refused {
     /// No such instance.
     #[error("there is no instance `{0}`")]
     NoSuchInstance(String),
+    /// The instance cannot move onto the new version; every reason.
+    #[error("the instance cannot be moved: {}", .0.join("; "))]
+    CannotMigrate(Vec<String>),
     /// No deployment of the process for the dealer.
     #[error("the process `{process}` is not deployed for dealer `{dealer}`")]
     NotDeployed {
@@ -645,6 +649,21 @@ impl Runtime {
     /// Retries what an incident stopped.
     pub async fn retry_incident(&self, incident: &str, by: User) -> Reply {
         self.input(instance_of(incident), Input::RetryIncident { incident: incident.into(), by }).await
+    }
+
+    /// Moves a running instance onto the deployed definition `to_hash` of its process, along
+    /// `map` (old step -> new step; steps not named keep their id), by an operator. The move is
+    /// one transition with its audit entry (`migrated`, the record of what moved); refused with
+    /// every reason when a token's step has no place on the new version or the data does not fit.
+    pub async fn migrate_instance(
+        &self,
+        instance: &str,
+        to_hash: &str,
+        map: IndexMap<String, String>,
+        by: &str,
+    ) -> Reply {
+        let op = Op::Migrate { instance: instance.into(), to_hash: to_hash.into(), map, by: by.into() };
+        self.inner.call(op).await
     }
 
     /// Skips the step an incident stopped.

@@ -333,6 +333,7 @@ impl From<Refused> for Error {
                 Error::invalid("/process", format!("the process `{process}` is not deployed for your dealer"))
             }
             Refused::AlreadyExists(id) => Error::Conflict(format!("the instance `{id}` already exists")),
+            r @ Refused::CannotMigrate(_) => Error::Conflict(r.to_string()),
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(packs::archive))
         .routes(routes!(packs::install, packs::installations))
         .routes(routes!(packs::installation))
+        .routes(routes!(packs::migrate))
         .routes(routes!(packs::compliance))
 }
 

@@ -354,3 +354,54 @@ fn change_word(c: &ProcessChange) -> (&'static str, &str) {
         ProcessChange::Unchanged { process, .. } => ("unchanged", process),
     }
 }
+
+/// One instance moved (or not) by [`migrate`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct MigrationDto {
+    /// The instance.
+    pub instance: String,
+    /// Its process.
+    pub process: String,
+    /// Whether it now runs on the installed version.
+    pub moved: bool,
+    /// Why it did not move (it stays on its version).
+    pub reason: Option<String>,
+}
+
+/// Move the caller's dealer's running instances of a pack onto the version installed now,
+/// along the pack's migration map for the version installed before (dealer administrators).
+/// Each move is recorded in the instance's audit trail; an instance that cannot move stays on
+/// its version and is listed with the reason.
+#[utoipa::path(
+    post, path = "/api/v1/installations/{pack}/migrate", tag = "packs",
+    params(("pack" = String, Path, description = "The pack id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The instances looked at", body = Vec<MigrationDto>),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a dealer administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The pack is not installed at the dealer", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn migrate(
+    State(s): State<AppState>,
+    p: Principal,
+    crate::extract::Id(pack): crate::extract::Id,
+) -> Result<Json<Vec<MigrationDto>>, Error> {
+    let dealer = authz::install_packs(&p)?.to_string();
+    if s.runtime().store().installation(&dealer, &pack).await?.is_none() {
+        return Err(Error::NotFound);
+    }
+    let moved = s.runtime().migrate_installed(&dealer, &pack, &p.user).await??;
+    Ok(Json(
+        moved
+            .into_iter()
+            .map(|m| MigrationDto {
+                instance: m.instance,
+                process: m.process,
+                moved: m.result.is_ok(),
+                reason: m.result.err(),
+            })
+            .collect(),
+    ))
+}

@@ -279,6 +279,41 @@ async fn instances_started_before_an_upgrade_finish_on_the_old_version() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_moves_running_instances_onto_the_upgrade_along_the_migration_map() {
+    let h = Harness::trusting(trusted()).await;
+    publish(&h, "1.0.0").await;
+    publish(&h, "2.0.0").await;
+    install(&h, "a.admin", json!({ "pack": "visits", "version": "1.0.0" })).await.ok();
+    let start = || json!({ "process": "visit", "data": { "plate": "A1" } });
+    let old = h.call("POST", "/api/v1/instances", Some("a.advisor"), Some(start())).await;
+    let id = old.ok()["id"].as_str().unwrap().to_string();
+    install(&h, "a.admin", json!({ "pack": "visits", "version": "2.0.0" })).await.ok();
+
+    // Only the dealer's administrator; not another dealer's, not headquarters.
+    h.call("POST", "/api/v1/installations/visits/migrate", Some("a.advisor"), None).await.problem(403, "forbidden");
+    h.call("POST", "/api/v1/installations/visits/migrate", Some("hq.admin"), None).await.problem(403, "forbidden");
+    h.call("POST", "/api/v1/installations/visits/migrate", Some("b.admin"), None).await.problem(404, "not-found");
+
+    let moved = h.call("POST", "/api/v1/installations/visits/migrate", Some("a.admin"), None).await;
+    assert_eq!(moved.ok(), &json!([{ "instance": id, "process": "visit", "moved": true, "reason": null }]));
+    // The renamed step holds the task now, on version 2, and the move is in the audit trail.
+    let view = h.state.runtime().instance(&id).await.unwrap().unwrap();
+    assert_eq!(view.process.pack.as_ref().map(|p| p.version.as_str()), Some("2.0.0"));
+    let steps: Vec<&str> = view.instance.tasks.iter().map(|t| t.step.as_str()).collect();
+    assert_eq!(steps, ["check_in"]);
+    let chain = h.state.runtime().audit(&id).await.unwrap();
+    let last = chain.last().unwrap();
+    assert_eq!(last.kind, "migrated");
+    assert!(last.actor.contains("a.admin"), "{}", last.actor);
+    assert!(last.entry.contains("check_in"), "{}", last.entry);
+    verify_chain(&chain).unwrap();
+    // Again: nothing left on the old version.
+    let again = h.call("POST", "/api/v1/installations/visits/migrate", Some("a.admin"), None).await;
+    assert_eq!(again.ok(), &json!([]));
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_installation_and_overlay_change_is_in_the_dealers_audit_chain_with_the_user() {
     let h = Harness::trusting(trusted()).await;
     publish(&h, "1.0.0").await;

@@ -19,6 +19,7 @@ const OPERATIONS: &[&str] = &[
     "GET /api/v1/installations/{dealer}/{pack}",
     "GET /api/v1/instances",
     "POST /api/v1/external-tasks/fetch-and-lock",
+    "POST /api/v1/installations/{pack}/migrate",
     "POST /api/v1/external-tasks/{id}/complete",
     "POST /api/v1/external-tasks/{id}/failure",
     "GET /api/v1/instances/{id}",
