@@ -38,6 +38,8 @@ enum Command {
     Migrate(ops::MigrateArgs),
     /// Verify the audit chains, or export the audit trail as JSON lines.
     Audit(ops::AuditArgs),
+    /// The KPIs of a dealer over a period, computed from the audit trail.
+    Kpi(ops::KpiArgs),
     /// List the loaded plugins, their actions, schemas and granted capabilities.
     Plugins(plugins::PluginsArgs),
     /// Build, sign and verify pack archives; resolve, diff and upgrade dealer overlays.
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Migrate(args) => ops::migrate(&args),
         Command::Audit(args) => ops::audit(&args),
+        Command::Kpi(args) => ops::kpi(&args),
         Command::Plugins(args) => plugins::run(&args),
         Command::Pack(args) => pack::run(&args),
         Command::Serve(args) => serve::run(&args),

@@ -83,7 +83,13 @@ pub struct Options {
     pub login_ttl: SignedDuration,
     /// How long an idempotency key is remembered.
     pub idempotency_ttl: SignedDuration,
+    /// The roles whose holders manage their dealer: they read every task of it, its workload
+    /// and its KPIs (`sopflow serve --manager-roles`).
+    pub manager_roles: Vec<String>,
 }
+
+/// The manager roles of the standard pack's role catalogue.
+pub const DEFAULT_MANAGER_ROLES: &[&str] = &["after_sales_manager", "general_manager", "front_desk_supervisor"];
 
 impl Default for Options {
     fn default() -> Options {
@@ -91,6 +97,7 @@ impl Default for Options {
             virtual_clock: None,
             login_ttl: SignedDuration::from_hours(12),
             idempotency_ttl: SignedDuration::from_hours(24),
+            manager_roles: DEFAULT_MANAGER_ROLES.iter().map(|r| r.to_string()).collect(),
         }
     }
 }
@@ -188,13 +195,16 @@ impl AppState {
             return Ok(None);
         };
         let (user, org) = (found.user, found.organisation);
+        let is_dealer = org.kind != "hq";
+        let manager = is_dealer && user.roles.iter().any(|r| self.inner.options.manager_roles.contains(r));
         let principal = Principal {
             user: user.id,
             name: user.name,
             organisation: org.id,
-            kind: if org.kind == "hq" { OrgKind::Hq } else { OrgKind::Dealer },
+            kind: if is_dealer { OrgKind::Dealer } else { OrgKind::Hq },
             roles: user.roles,
             admin: user.admin,
+            manager,
             lang: if user.lang.as_deref() == Some("zh") { Lang::Zh } else { Lang::En },
             time_zone: org.time_zone,
         };

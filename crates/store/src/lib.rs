@@ -17,6 +17,7 @@
 pub mod audit;
 mod memory;
 pub mod org;
+pub mod report;
 pub mod search;
 
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! The in-memory store: the reference implementation of the [`Store`] contract, for tests and
 //! for running the engine without a database. Nothing survives the process.
 
+mod report;
 mod search;
 
 use std::collections::{BTreeMap, HashMap};

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod instances;
 pub mod misc;
+pub mod reports;
 pub mod tasks;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -38,6 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(misc::message))
         .routes(routes!(misc::processes))
         .routes(routes!(misc::process_graph))
+        .routes(routes!(reports::workload))
+        .routes(routes!(reports::kpis))
         .routes(routes!(admin::roles))
         .routes(routes!(admin::organisations, admin::create_organisation))
         .routes(routes!(admin::users, admin::create_user))

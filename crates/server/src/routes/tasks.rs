@@ -13,7 +13,7 @@ use store::{InboxCursor, TaskRow};
 use crate::auth::Principal;
 use crate::authz::{self, Access};
 use crate::dto::{
-    AssigneeFilter, CompleteRequest, CountsDto, DelegateRequest, DoneStepDto, InboxPage, LabelDto, Problem, TaskDetail,
+    AssigneeFilter, CompleteRequest, CountsDto, DelegateRequest, DoneStepDto, InboxPage, InboxScope, LabelDto, Problem, TaskDetail,
     TaskDto, TaskListQuery, TaskState,
 };
 use crate::error::Error;
@@ -29,6 +29,7 @@ use crate::{idempotency, views};
         (status = 200, description = "A page of the inbox", body = InboxPage),
         (status = 400, description = "Bad filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`scope=dealer` by someone who does not manage the dealer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Another dealer", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -47,7 +48,11 @@ pub async fn list(
     }
     let now = s.now();
     let now_ms = now.as_millisecond();
-    let (roles, user, all_assigned) = if p.is_hq() {
+    let whole_dealer = q.scope == Some(InboxScope::Dealer);
+    if whole_dealer {
+        authz::dealer_overview(&p, Some(&dealer))?;
+    }
+    let (roles, user, all_assigned) = if p.is_hq() || whole_dealer {
         (s.catalogue().roles().keys().cloned().collect::<Vec<_>>(), None, true)
     } else {
         (p.roles.clone(), Some(p.user.clone()), false)
@@ -109,8 +114,8 @@ pub async fn list(
             total: c.total,
         })
     };
-    let items = rows.iter().map(|t| views::task_row(t, s.catalogue(), now_ms)).collect();
-    Ok(Json(InboxPage { items, next_cursor, counts }))
+    let items = rows.iter().map(|t| views::task_row(t, s.catalogue(), now)).collect();
+    Ok(Json(InboxPage { items, next_cursor, counts, now: views::time(now) }))
 }
 
 /// The time zone a dealer's days are counted in.
@@ -143,7 +148,7 @@ async fn visible_task(s: &AppState, p: &Principal, id: &str) -> Result<(TaskRow,
 async fn task_after(s: &AppState, id: &str) -> Result<TaskDto, Error> {
     let view = s.runtime().instance(instance_of(id)).await?.ok_or(Error::NotFound)?;
     let task = view.instance.task(id).ok_or_else(|| Error::Conflict(format!("the task `{id}` is no longer open")))?;
-    Ok(views::task_of(&view.instance, task, &view.process, s.now_ms()))
+    Ok(views::task_of(&view.instance, task, &view.process, s.catalogue(), s.now()))
 }
 
 /// A task with its form's JSON Schema and its instance's context.
@@ -160,6 +165,7 @@ async fn task_after(s: &AppState, id: &str) -> Result<TaskDto, Error> {
 )]
 pub async fn get(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Json<TaskDetail>, Error> {
     let (row, access) = visible_task(&s, &p, &id).await?;
+    let now = s.now();
     let view = s.runtime().instance(&row.instance_id).await?.ok_or(Error::NotFound)?;
     let audit = s.runtime().audit(&row.instance_id).await?;
     let done = audit
@@ -182,11 +188,12 @@ pub async fn get(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<
         })
         .collect();
     Ok(Json(TaskDetail {
-        task: views::task_row(&row, s.catalogue(), s.now_ms()),
+        task: views::task_row(&row, s.catalogue(), now),
         form_schema: views::form_schema(&view.process, &row.step),
         can_act: access == Access::Act,
         data: view.instance.data.clone(),
         done,
+        now: views::time(now),
     }))
 }
 
@@ -300,7 +307,7 @@ pub async fn complete(
         let form = serde_json::Value::Object(body.value.form);
         let applied = s.runtime().complete(&id, p.machine_user(), form, runtime_key).await??;
         let view = s.runtime().instance(&applied.instance).await?.ok_or(Error::NotFound)?;
-        let dto = views::instance(&view.instance, &view.process, s.now_ms());
+        let dto = views::instance(&view.instance, &view.process, s.catalogue(), s.now());
         Ok((StatusCode::OK, serde_json::to_value(dto).map_err(|e| Error::Internal(e.to_string()))?))
     })
     .await
