@@ -109,7 +109,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let state = AppState::new(runtime.clone(), org, loaded.catalogue, Options { virtual_clock, manager_roles: args.manager_roles.clone(), ..Options::default() });
+    let state = AppState::new(
+        runtime.clone(),
+        org,
+        loaded.catalogue,
+        Options { virtual_clock, manager_roles: args.manager_roles.clone(), ..Options::default() },
+    );
     let listener =
         tokio::net::TcpListener::bind(&args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;

@@ -11,8 +11,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::dto::{
-    AuditEntryDto, ChildDto, IncidentDto, InstanceDto, InstanceStatus, LabelDto, ParentDto, PositionDto, Priority,
-    GraphFormat, RoleDto, Sla, TaskDto, TimerDto,
+    AuditEntryDto, ChildDto, GraphFormat, IncidentDto, InstanceDto, InstanceStatus, LabelDto, ParentDto, PositionDto,
+    Priority, RoleDto, Sla, TaskDto, TimerDto,
 };
 use crate::error::Error;
 use crate::state::Catalogue;
@@ -46,7 +46,9 @@ pub fn sla(due_at: Option<Millis>, created_at: Millis, now: Millis) -> Sla {
 /// A role with its names from the catalogue (its id when the catalogue lacks it).
 pub fn role(id: &str, catalogue: &Catalogue) -> RoleDto {
     match catalogue.roles().get(id) {
-        Some(label) => RoleDto { id: id.to_string(), zh: label.text("zh").to_string(), en: label.text("en").to_string() },
+        Some(label) => {
+            RoleDto { id: id.to_string(), zh: label.text("zh").to_string(), en: label.text("en").to_string() }
+        }
         None => RoleDto { id: id.to_string(), zh: id.to_string(), en: id.to_string() },
     }
 }
@@ -246,7 +248,10 @@ pub fn svg_response(svg: String) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
     h.insert(header::VARY, HeaderValue::from_static("accept"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     res
 }

@@ -18,3 +18,5 @@ mod idempotency;
 mod openapi;
 #[path = "server/problems.rs"]
 mod problems;
+#[path = "server/reports.rs"]
+mod reports;

@@ -9,8 +9,8 @@
 //! are checked on the rows a range yields, so a rare filter value scans more of the range.
 
 use store::org::{Authenticated, Begun, IdempotencyRow, MemoryOrgStore, OrgStore, OrganisationRow, TokenRow, UserRow};
-use store::search::{CountQuery, InboxCounts, InstanceSearch, InstanceSummary, SearchStore, TaskSearch};
 use store::report::{OverdueQuery, PeriodQuery, ReportStore, Workload, WorkloadQuery};
+use store::search::{CountQuery, InboxCounts, InstanceSearch, InstanceSummary, SearchStore, TaskSearch};
 use store::{AuditRow, InstanceRow, Millis, Result, TaskRow};
 
 use crate::{AnyStore, PgStore, SqliteStore};

@@ -13,8 +13,8 @@ use store::search::{InstanceSearch, SearchStore};
 use crate::auth::Principal;
 use crate::authz;
 use crate::dto::{
-    AuditDto, CancelRequest, CommandResult, GraphDto, GraphFormat, GraphQuery, InstanceDto, InstanceListQuery, InstancePage,
-    InstanceStatus, InstanceSummaryDto, Problem, StartRequest, TraceDto, TraceLineDto,
+    AuditDto, CancelRequest, CommandResult, GraphDto, GraphFormat, GraphQuery, InstanceDto, InstanceListQuery,
+    InstancePage, InstanceStatus, InstanceSummaryDto, Problem, StartRequest, TraceDto, TraceLineDto,
 };
 use crate::error::Error;
 use crate::extract::{Body, Id, Params};

@@ -13,8 +13,8 @@ use store::org::{OrgStore, TokenRow};
 use crate::auth::{self, Principal};
 use crate::authz;
 use crate::dto::{
-    ClockDto, ClockRequest, GraphDto, GraphFormat, GraphQuery, Health, LabelDto, LoginRequest, LoginResponse, MeDto, MessageRequest,
-    MessageResult, OrganisationDto, Preferences, Problem, ProcessDto, RoleDto,
+    ClockDto, ClockRequest, GraphDto, GraphFormat, GraphQuery, Health, LabelDto, LoginRequest, LoginResponse, MeDto,
+    MessageRequest, MessageResult, OrganisationDto, Preferences, Problem, ProcessDto, RoleDto,
 };
 use crate::error::Error;
 use crate::extract::{Body, Id, Params};

@@ -86,7 +86,11 @@ pub async fn workload(
                 load: load(g.load),
             })
             .collect(),
-        by_dealer: counted.by_dealer.iter().map(|g| DealerLoadDto { dealer: g.key.clone(), load: load(g.load) }).collect(),
+        by_dealer: counted
+            .by_dealer
+            .iter()
+            .map(|g| DealerLoadDto { dealer: g.key.clone(), load: load(g.load) })
+            .collect(),
         breaches: breaches.iter().map(|t| views::task_row(t, s.catalogue(), now)).collect(),
     }))
 }
@@ -107,7 +111,11 @@ fn load(l: Load) -> LoadDto {
         (status = 404, description = "Another dealer", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn kpis(State(s): State<AppState>, p: Principal, Params(q): Params<KpiParams>) -> Result<Json<KpiDto>, Error> {
+pub async fn kpis(
+    State(s): State<AppState>,
+    p: Principal,
+    Params(q): Params<KpiParams>,
+) -> Result<Json<KpiDto>, Error> {
     let dealer = authz::dealer_overview(&p, q.dealer.as_deref())?;
     let now = s.now();
     let period = reports::period(q.from.as_deref(), q.to.as_deref(), now)?;

@@ -13,8 +13,8 @@ use store::{InboxCursor, TaskRow};
 use crate::auth::Principal;
 use crate::authz::{self, Access};
 use crate::dto::{
-    AssigneeFilter, CompleteRequest, CountsDto, DelegateRequest, DoneStepDto, InboxPage, InboxScope, LabelDto, Problem, TaskDetail,
-    TaskDto, TaskListQuery, TaskState,
+    AssigneeFilter, CompleteRequest, CountsDto, DelegateRequest, DoneStepDto, InboxPage, InboxScope, LabelDto, Problem,
+    TaskDetail, TaskDto, TaskListQuery, TaskState,
 };
 use crate::error::Error;
 use crate::extract::{Body, Id, Params};

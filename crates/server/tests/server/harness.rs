@@ -167,9 +167,11 @@ pub const USERS: &[(&str, &str, &[&str], bool)] = &[
     ("a.advisor2", "a", &["service_advisor"], false),
     ("a.tech", "a", &["technician"], false),
     ("a.admin", "a", &[], true),
+    ("a.manager", "a", &["after_sales_manager"], false),
     ("b.advisor", "b", &["service_advisor"], false),
     ("b.tech", "b", &["technician"], false),
     ("b.admin", "b", &[], true),
+    ("b.manager", "b", &["after_sales_manager"], false),
     ("hq.viewer", "hq", &[], false),
     ("hq.admin", "hq", &[], true),
 ];

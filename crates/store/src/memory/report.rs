@@ -31,12 +31,7 @@ impl ReportStore for MemoryStore {
             }
         }
         let groups = |m: BTreeMap<String, Load>| m.into_iter().map(|(key, load)| Group { key, load }).collect();
-        Ok(Workload {
-            by_role: groups(by_role),
-            by_assignee: groups(by_assignee),
-            by_dealer: groups(by_dealer),
-            total,
-        })
+        Ok(Workload { by_role: groups(by_role), by_assignee: groups(by_assignee), by_dealer: groups(by_dealer), total })
     }
 
     async fn overdue_tasks(&self, q: &OverdueQuery) -> Result<Vec<TaskRow>> {
