@@ -126,6 +126,8 @@ pub struct MeDto {
     pub roles: Vec<RoleDto>,
     /// Manages the organisation's users, tokens and incidents.
     pub admin: bool,
+    /// Holds a manager role of a dealer: reads all its tasks, its workload and its KPIs.
+    pub manager: bool,
     /// The preferred language.
     pub lang: Lang,
 }

@@ -38,6 +38,7 @@ pub async fn me(State(s): State<AppState>, p: Principal) -> Result<Json<MeDto>, 
         organisation: OrganisationDto { id: org.id, kind: p.kind, name: org.name, time_zone: org.time_zone },
         roles: p.roles.iter().map(|r| role_dto(&s, r)).collect(),
         admin: p.admin,
+        manager: p.manager,
         lang: p.lang,
     }))
 }

@@ -268,6 +268,10 @@ describe('the web inbox', () => {
     await page.getByRole('heading', { level: 1, name: 'Manager' }).waitFor();
     const order = page.locator('.sec-orders').getByRole('link', { name: PLATE });
     await order.waitFor();
+    // The dealer's open work by role (with the catalogue's role names) and the KPIs the
+    // server computed from the audit trail.
+    await page.locator('.sec-workload .load-role tbody tr').first().waitFor();
+    await page.locator('.sec-kpis .kpi[data-kpi="followup_success_rate"]').waitFor();
     await screenshot(page, 'manager-en');
 
     await order.click();
@@ -278,12 +282,13 @@ describe('the web inbox', () => {
     const dispatch = page.locator('.sec-tasks tbody tr[data-step="dispatch"]');
     await dispatch.waitFor();
     assert.notEqual(await dispatch.locator('.badge.sla').getAttribute('data-sla'), 'overdue');
-    // The diagram: the server's SVG with the current step highlighted (a server that only has
-    // the Mermaid source gets the source and a notice instead).
-    await page.locator('.sec-diagram figure.diagram svg, .sec-diagram .notice').first().waitFor();
-    if (await page.locator('.sec-diagram figure.diagram svg').count()) {
-      await page.locator('figure.diagram svg g.current[data-step="dispatch"]').waitFor();
-    }
+    // The diagram: the server's SVG with exactly the current step highlighted, and the steps
+    // already done marked as visited.
+    await page.locator('.sec-diagram figure.diagram svg').waitFor();
+    const current = page.locator('.sec-diagram figure.diagram svg g.current[data-step]');
+    await current.first().waitFor();
+    assert.deepEqual(await current.evaluateAll((nodes) => nodes.map((n) => n.dataset.step)), ['dispatch']);
+    assert.ok(await page.locator('.sec-diagram svg g.visited[data-step="reception"]').count() === 1);
 
     // The dispatch is due five working minutes after authorisation; an hour later it is late.
     const token = await login('demo.after_sales_manager');
