@@ -79,10 +79,11 @@ async function dealerPicker(dealer) {
 }
 
 function loadTable(heading, rows, nameOf, kind) {
+  const column = t(`col.${kind}`);
   return h('div', { class: `load load-${kind}` },
     h('h3', {}, heading),
     rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'compact' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, heading), ['col.open', 'col.dueSoon', 'col.overdue'].map((k) => h('th', { scope: 'col', class: 'num' }, t(k))))),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, column), ['col.open', 'col.dueSoon', 'col.overdue'].map((k) => h('th', { scope: 'col', class: 'num' }, t(k))))),
       h('tbody', {}, rows.map((r) => h('tr', { dataset: { key: r.role || r.user || r.dealer || '' } }, h('th', { scope: 'row' }, nameOf(r)),
         h('td', { class: 'num' }, String(r.open ?? 0)),
         h('td', { class: `num ${r.due_soon ? 'warn' : ''}` }, String(r.due_soon ?? 0)),
@@ -94,12 +95,12 @@ function workloadView(w) {
   const total = w.total || {};
   const summary = h('p', { class: 'muted load-total' }, t('mgr.total', { open: total.open ?? 0, soon: total.due_soon ?? 0, overdue: total.overdue ?? 0 }));
   if (!w.dealer) {
-    return h('div', { class: 'workload' }, summary,
-      loadTable(t('col.dealer'), w.by_dealer || [], (r) => h('a', { href: `/manager?dealer=${encodeURIComponent(r.dealer)}` }, r.dealer), 'dealer'));
+    return h('div', {}, summary, h('div', { class: 'workload' },
+      loadTable(t('col.dealer'), w.by_dealer || [], (r) => h('a', { href: `/manager?dealer=${encodeURIComponent(r.dealer)}` }, r.dealer), 'dealer')));
   }
-  return h('div', { class: 'workload' }, summary,
+  return h('div', {}, summary, h('div', { class: 'workload' },
     loadTable(t('mgr.byRole'), w.by_role || [], (r) => label(r.title, r.role), 'role'),
-    loadTable(t('mgr.byPerson'), w.by_person || [], (r) => r.name || who(r.user), 'person'));
+    loadTable(t('mgr.byPerson'), w.by_person || [], (r) => r.name || who(r.user), 'person')));
 }
 
 function breachTable(items) {
