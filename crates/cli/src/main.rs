@@ -41,6 +41,8 @@ enum Command {
     Audit(ops::AuditArgs),
     /// Import a dealer's parts stock (the reference inventory plugin's table) from CSV.
     Inventory(ops::InventoryArgs),
+    /// The KPIs of a dealer over a period, computed from the audit trail.
+    Kpi(ops::KpiArgs),
     /// List the loaded plugins, their actions, schemas and granted capabilities.
     Plugins(plugins::PluginsArgs),
     /// Build, sign and verify pack archives; resolve, diff and upgrade dealer overlays.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => ops::migrate(&args),
         Command::Audit(args) => ops::audit(&args),
         Command::Inventory(args) => ops::inventory(&args),
+        Command::Kpi(args) => ops::kpi(&args),
         Command::Plugins(args) => plugins::run(&args),
         Command::Pack(args) => pack::run(&args),
         Command::Serve(args) => serve::run(&args),

@@ -18,8 +18,26 @@ use store::{InboxQuery, Store};
 #[derive(Debug, Args)]
 pub struct DbArgs {
     /// The database: `sqlite://path` (created on first run) or `postgres://...`.
-    #[arg(long = "db", env = "DATABASE_URL", default_value = store_sqlx::DEFAULT_URL)]
+    #[arg(long = "db", visible_alias = "database", env = "DATABASE_URL", default_value = store_sqlx::DEFAULT_URL)]
     db: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KpiArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The dealer (without it: every dealer together).
+    #[arg(long)]
+    dealer: Option<String>,
+    /// The start of the period, included: a date (`2026-03-01`, midnight UTC) or an RFC 3339 time.
+    #[arg(long)]
+    from: String,
+    /// The end of the period, excluded.
+    #[arg(long)]
+    to: String,
+    /// Print the report as JSON (the shape of `GET /api/v1/kpis`) instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +133,29 @@ pub fn migrate(args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     tokio()?.block_on(async {
         store_sqlx::migrate(&args.db.db).await.with_context(|| format!("cannot migrate {}", args.db.db))?;
         println!("{}: the schema is up to date", args.db.db);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The KPIs of a dealer over a period, from what the engine recorded: the same computation as
+/// `GET /api/v1/kpis`, read straight from the database.
+pub fn kpi(args: &KpiArgs) -> anyhow::Result<ExitCode> {
+    let now = jiff::Timestamp::now();
+    let period = server::reports::period(Some(&args.from), Some(&args.to), now).map_err(|e| anyhow!("{e}"))?;
+    tokio()?.block_on(async {
+        let store = open_store(&args.db.db).await?;
+        let report = server::reports::kpi_report(&store, args.dealer.as_deref(), period, now).await;
+        store.close().await;
+        let report = report?;
+        if args.json {
+            let dto = server::reports::kpi_dto(args.dealer.clone(), &report, now);
+            println!("{}", serde_json::to_string_pretty(&dto)?);
+        } else {
+            if let Some(d) = &args.dealer {
+                println!("dealer {d}");
+            }
+            print!("{}", kpi::render(&report));
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Run on a virtual clock that only `POST /api/v1/test/clock` moves (for browser tests).
     #[arg(long)]
     virtual_clock: bool,
+    /// The roles whose holders manage their dealer: they read all its tasks, its workload and
+    /// its KPIs (comma-separated role ids).
+    #[arg(long, value_delimiter = ',', default_values_t = server::DEFAULT_MANAGER_ROLES.iter().map(|r| r.to_string()))]
+    manager_roles: Vec<String>,
     /// The folder of script plugins.
     #[arg(long, env = "SOPFLOW_PLUGINS", default_value = "plugins")]
     plugins: PathBuf,
@@ -133,7 +137,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         runtime.clone(),
         org,
         loaded.catalogue,
-        Options { virtual_clock, trusted_keys, ..Options::default() },
+        Options { virtual_clock, trusted_keys, manager_roles: args.manager_roles.clone(), ..Options::default() },
     );
     let listener =
         tokio::net::TcpListener::bind(&args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;

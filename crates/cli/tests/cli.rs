@@ -257,3 +257,27 @@ fn pack_install_records_and_deploys_into_the_database_and_refuses_an_overlay_of_
     assert!(text(&untrusted.stderr).contains("not one of the trusted publisher keys"), "{}", text(&untrusted.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn kpi_prints_the_report_of_a_period_as_a_table_or_json_and_refuses_a_backwards_period() {
+    let dir = std::env::temp_dir().join(format!("sopflow-kpi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("kpi.db").display());
+    let period = ["--from", "2026-03-01", "--to", "2026-04-01"];
+    let table = sopflow(&[&["kpi", "--database", &db, "--dealer", "d1"][..], &period[..]].concat());
+    assert!(table.status.success(), "{}{}", text(&table.stdout), text(&table.stderr));
+    let out = text(&table.stdout);
+    assert!(out.contains("dealer d1") && out.contains("follow-up success rate"), "{out}");
+    assert!(out.contains("period 2026-03-01T00:00:00Z .. 2026-04-01T00:00:00Z"), "{out}");
+
+    let json = sopflow(&[&["kpi", "--db", &db, "--json"][..], &period[..]].concat());
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["dealer"], serde_json::Value::Null);
+    assert_eq!(report["followup_success_rate"]["denominator"], 0);
+
+    let backwards = sopflow(&["kpi", "--db", &db, "--from", "2026-04-01", "--to", "2026-03-01"]);
+    assert!(!backwards.status.success());
+    assert!(text(&backwards.stderr).contains("`from` must come before `to`"), "{}", text(&backwards.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}

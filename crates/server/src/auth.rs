@@ -33,6 +33,9 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// An administrator of the organisation.
     pub admin: bool,
+    /// Holds one of the server's manager roles in a dealer (`Options::manager_roles`): reads
+    /// every task of the dealer, acts only on those of their own roles.
+    pub manager: bool,
     /// The preferred language.
     pub lang: Lang,
     /// The organisation's time zone.

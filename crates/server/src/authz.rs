@@ -4,6 +4,9 @@
 //! - A **dealer user** sees the tasks of their own dealer whose candidate roles they hold or
 //!   that are assigned to them, and acts on them; sees every instance of their dealer; starts
 //!   instances and sends messages for their dealer.
+//! - A **dealer manager** (a user holding one of the server's manager roles) and a dealer
+//!   **administrator** also read every other task of their dealer, its workload and its KPIs;
+//!   acting on a task still needs one of its roles or being its assignee.
 //! - A **headquarters user** reads across dealers (tasks, instances, audit trails, traces) but
 //!   every action on a dealer's task or instance is `403 Forbidden`.
 //! - **Administrators** manage the users and tokens of their organisation (headquarters
@@ -51,7 +54,7 @@ impl Access {
 }
 
 /// A task: dealer users of its dealer holding a candidate role (or its assignee) act; dealer
-/// administrators of its dealer read; headquarters reads.
+/// administrators and managers of its dealer read; headquarters reads.
 pub fn task(p: &Principal, t: &TaskRow) -> Access {
     if p.is_hq() {
         return Access::Read;
@@ -61,7 +64,7 @@ pub fn task(p: &Principal, t: &TaskRow) -> Access {
     }
     if t.assignee.as_deref() == Some(p.user.as_str()) || t.roles.iter().any(|r| p.roles.contains(r)) {
         Access::Act
-    } else if p.admin {
+    } else if p.admin || p.manager {
         Access::Read
     } else {
         Access::Hidden
@@ -109,6 +112,23 @@ pub fn list_dealer(p: &Principal, asked: Option<&str>, required_for_hq: bool) ->
             Err(Error::BadRequest("headquarters must name the dealer to read (`dealer=`)".into()))
         }
         (true, None) => Ok(None),
+    }
+}
+
+/// Reading a dealer's whole open work (every task, the workload, the KPIs): its managers and
+/// administrators read their own dealer (another is 404); headquarters reads any dealer, or
+/// every dealer (`None`).
+pub fn dealer_overview(p: &Principal, asked: Option<&str>) -> Result<Option<String>, Error> {
+    if p.is_hq() {
+        return Ok(asked.map(str::to_string));
+    }
+    if asked.is_some_and(|d| d != p.organisation) {
+        return Err(Error::NotFound);
+    }
+    if p.manager || p.admin {
+        Ok(Some(p.organisation.clone()))
+    } else {
+        Err(Error::Forbidden("only the dealer's managers and administrators read its whole open work".into()))
     }
 }
 
@@ -173,6 +193,7 @@ mod tests {
             kind,
             roles: roles.iter().map(|r| r.to_string()).collect(),
             admin,
+            manager: kind == OrgKind::Dealer && roles.contains(&"after_sales_manager"),
             lang: Lang::En,
             time_zone: "UTC".into(),
         }
@@ -230,5 +251,20 @@ mod tests {
         assert!(matches!(instance_admin(&admin, "b"), Err(Error::NotFound)));
         assert!(matches!(instance_admin(&clerk, "a"), Err(Error::Forbidden(_))));
         assert!(matches!(list_dealer(&clerk, Some("b"), true), Err(Error::NotFound)));
+    }
+
+    #[test]
+    fn managers_read_their_dealers_tasks_and_act_only_in_their_roles() {
+        let manager = user("a", OrgKind::Dealer, &["after_sales_manager"], false);
+        assert_eq!(task(&manager, &task_row("a", &["technician"], None)), Access::Read);
+        assert_eq!(task(&manager, &task_row("a", &["after_sales_manager"], None)), Access::Act);
+        assert_eq!(task(&manager, &task_row("b", &["technician"], None)), Access::Hidden);
+        assert_eq!(dealer_overview(&manager, None).unwrap().as_deref(), Some("a"));
+        assert!(matches!(dealer_overview(&manager, Some("b")), Err(Error::NotFound)));
+        let clerk = user("a", OrgKind::Dealer, &["service_advisor"], false);
+        assert!(matches!(dealer_overview(&clerk, None), Err(Error::Forbidden(_))));
+        let hq = user("hq", OrgKind::Hq, &[], false);
+        assert_eq!(dealer_overview(&hq, None).unwrap(), None);
+        assert_eq!(dealer_overview(&hq, Some("b")).unwrap().as_deref(), Some("b"));
     }
 }

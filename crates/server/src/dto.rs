@@ -126,6 +126,8 @@ pub struct MeDto {
     pub roles: Vec<RoleDto>,
     /// Manages the organisation's users, tokens and incidents.
     pub admin: bool,
+    /// Holds a manager role of a dealer: reads all its tasks, its workload and its KPIs.
+    pub manager: bool,
     /// The preferred language.
     pub lang: Lang,
 }
@@ -227,6 +229,9 @@ pub struct TaskDto {
     pub title: LabelDto,
     /// Candidate roles.
     pub roles: Vec<String>,
+    /// The candidate roles with their names from the role catalogue, in the order of `roles`
+    /// (a role missing from the catalogue is named by its id).
+    pub role_names: Vec<RoleDto>,
     /// Who has it.
     pub assignee: Option<String>,
     /// How urgent.
@@ -243,6 +248,10 @@ pub struct TaskDto {
     pub sla: Sla,
     /// The named form, if any.
     pub form: Option<String>,
+    /// The server's clock when this was read (a virtual clock's time when one is on): the
+    /// moment `sla` was judged at, for clients that keep badges live.
+    #[schema(format = DateTime)]
+    pub now: String,
 }
 
 /// The inbox counts.
@@ -269,6 +278,9 @@ pub struct InboxPage {
     pub next_cursor: Option<String>,
     /// Counts within the `role` and `process` filters (absent with `counts=false`).
     pub counts: Option<CountsDto>,
+    /// The server's clock when the page was read (a virtual clock's time when one is on).
+    #[schema(format = DateTime)]
+    pub now: String,
 }
 
 /// Whose tasks to list.
@@ -293,11 +305,25 @@ pub enum TaskState {
     Unclaimed,
 }
 
+/// Whose work an inbox lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InboxScope {
+    /// The caller's own: tasks of their roles and tasks assigned to them (headquarters: all).
+    #[default]
+    Mine,
+    /// Every open task of the dealer, whoever it waits for: for the dealer's managers and
+    /// administrators (and headquarters).
+    Dealer,
+}
+
 /// Inbox filters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TaskListQuery {
+    /// `mine` (default) or `dealer` (managers: every task of the dealer).
+    pub scope: Option<InboxScope>,
     /// `me`, `nobody` or `any` (default).
     pub assignee: Option<AssigneeFilter>,
     /// `claimed` or `unclaimed`.
@@ -355,6 +381,9 @@ pub struct TaskDetail {
     pub data: Map<String, Value>,
     /// The steps already done.
     pub done: Vec<DoneStepDto>,
+    /// The server's clock when this was read (a virtual clock's time when one is on).
+    #[schema(format = DateTime)]
+    pub now: String,
 }
 
 /// Hand a task to someone else.
@@ -506,6 +535,9 @@ pub struct InstanceDto {
     /// When it ended.
     #[schema(format = DateTime)]
     pub ended_at: Option<String>,
+    /// The server's clock when this was read (a virtual clock's time when one is on).
+    #[schema(format = DateTime)]
+    pub now: String,
 }
 
 /// An instance in a list.
@@ -1087,4 +1119,188 @@ pub struct ComplianceDto {
     pub dealers: Vec<DealerComplianceDto>,
     /// Every deviation, dealer by dealer, most severe first.
     pub deviations: Vec<DeviationDto>,
+}
+
+/// Whose workload to read and what counts as due soon.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WorkloadParams {
+    /// Headquarters: one dealer; without it, every dealer summarised per dealer. Dealer
+    /// managers and administrators: their own dealer (the default).
+    pub dealer: Option<String>,
+    /// Tasks due within this many minutes count as due soon, 1..10080 (default 60).
+    #[param(minimum = 1, maximum = 10080)]
+    pub due_soon_minutes: Option<u32>,
+}
+
+/// Open tasks against their due times.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+pub struct LoadDto {
+    /// Open.
+    pub open: i64,
+    /// Past their due time.
+    pub overdue: i64,
+    /// Due within the due-soon window, not yet overdue.
+    pub due_soon: i64,
+}
+
+/// The unclaimed tasks waiting in one role's pool.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoleLoadDto {
+    /// The role.
+    pub role: String,
+    /// Its names.
+    pub title: LabelDto,
+    /// The counts.
+    #[serde(flatten)]
+    pub load: LoadDto,
+}
+
+/// The tasks one person has claimed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PersonLoadDto {
+    /// The user id.
+    pub user: String,
+    /// The display name (the id when the user is unknown).
+    pub name: String,
+    /// The counts.
+    #[serde(flatten)]
+    pub load: LoadDto,
+}
+
+/// The open tasks of one dealer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DealerLoadDto {
+    /// The dealer.
+    pub dealer: String,
+    /// The counts.
+    #[serde(flatten)]
+    pub load: LoadDto,
+}
+
+/// A dealer's open work (or every dealer's, for headquarters), and its SLA breaches.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkloadDto {
+    /// The dealer, or none for every dealer.
+    pub dealer: Option<String>,
+    /// The server's clock when this was read.
+    #[schema(format = DateTime)]
+    pub now: String,
+    /// Tasks due before this moment (and not overdue) are due soon.
+    #[schema(format = DateTime)]
+    pub due_soon_until: String,
+    /// All the open tasks counted here.
+    pub total: LoadDto,
+    /// Unclaimed tasks by candidate role (a task for two roles counts in both); one dealer only.
+    pub by_role: Vec<RoleLoadDto>,
+    /// Claimed tasks by the person holding them; one dealer only.
+    pub by_person: Vec<PersonLoadDto>,
+    /// Open tasks by dealer; every dealer only.
+    pub by_dealer: Vec<DealerLoadDto>,
+    /// Overdue tasks, oldest due time first, at most 100.
+    pub breaches: Vec<TaskDto>,
+}
+
+/// The dealer and period of a KPI report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct KpiParams {
+    /// Headquarters: one dealer; without it, every dealer together. Dealer managers and
+    /// administrators: their own dealer (the default).
+    pub dealer: Option<String>,
+    /// The start of the period, included: an RFC 3339 time or a date (`2026-03-01`, midnight
+    /// UTC). Default: 30 days before `to`.
+    pub from: Option<String>,
+    /// The end of the period, excluded: an RFC 3339 time or a date. Default: now.
+    pub to: Option<String>,
+}
+
+/// A target a KPI is held to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TargetDto {
+    /// `at_least` or `at_most`.
+    pub kind: String,
+    /// The ratio.
+    pub value: f64,
+}
+
+/// A ratio with its target.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RatioDto {
+    /// What is counted.
+    pub numerator: u64,
+    /// Out of how many.
+    pub denominator: u64,
+    /// The ratio, when there is anything to divide by.
+    pub value: Option<f64>,
+    /// The target the sources set, if any.
+    pub target: Option<TargetDto>,
+    /// Whether the target is met.
+    pub met: Option<bool>,
+}
+
+/// SLA compliance of one step.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StepSlaDto {
+    /// The process.
+    pub process: String,
+    /// The step.
+    pub step: String,
+    /// Completed by their due time, out of all completed with one.
+    pub on_time: RatioDto,
+    /// Due times that passed while the task was open.
+    pub breaches: u64,
+}
+
+/// A count under a name.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CountDto {
+    /// The name (a reason, a role).
+    pub key: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// The KPIs of a dealer (or of every dealer) over a period, computed from what the engine
+/// recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KpiDto {
+    /// The dealer, or none for every dealer together.
+    pub dealer: Option<String>,
+    /// The period's start (included).
+    #[schema(format = DateTime)]
+    pub from: String,
+    /// The period's end (excluded).
+    #[schema(format = DateTime)]
+    pub to: String,
+    /// The server's clock when this was computed.
+    #[schema(format = DateTime)]
+    pub now: String,
+    /// Vehicles that left and got a follow-up call, out of all that left (target 100%).
+    pub followup_coverage: RatioDto,
+    /// Follow-up calls that reached the customer, out of those that ended (target 80%).
+    pub followup_success_rate: RatioDto,
+    /// Why follow-ups failed.
+    pub followup_failure_reasons: Vec<CountDto>,
+    /// Complaints opened, out of service orders started.
+    pub complaint_rate: RatioDto,
+    /// Major complaints, out of service orders started (target at most 1%).
+    pub major_complaint_rate: RatioDto,
+    /// Orders that passed final inspection without rework, out of all that passed it.
+    pub first_time_fix_rate: RatioDto,
+    /// SLA compliance per step, worst first.
+    pub sla: Vec<StepSlaDto>,
+    /// Open tasks past their due time, by candidate role, now.
+    pub overdue_by_role: Vec<CountDto>,
+}
+
+/// A graph's format, from the `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphFormat {
+    /// `image/svg+xml`.
+    Svg,
+    /// A [`GraphDto`] with Mermaid text (the default).
+    Mermaid,
 }

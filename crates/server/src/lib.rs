@@ -25,6 +25,7 @@ pub mod extract;
 mod idempotency;
 pub mod metrics;
 pub mod packs;
+pub mod reports;
 mod routes;
 mod state;
 pub mod views;
@@ -43,7 +44,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::Principal;
 pub use error::{Error, InternalCause, PROBLEM_BASE, PackProblem};
-pub use state::{AppState, Catalogue, Options};
+pub use state::{AppState, Catalogue, DEFAULT_MANAGER_ROLES, Options};
 
 /// The API's description; the paths come from the handlers.
 #[derive(OpenApi)]
@@ -56,7 +57,7 @@ pub use state::{AppState, Catalogue, Options};
     ),
     modifiers(&BearerAuth),
     // Enums used only by query parameters, which reference them without registering them.
-    components(schemas(dto::AssigneeFilter, dto::TaskState, dto::Priority, dto::InstanceStatus, dto::Lang)),
+    components(schemas(dto::AssigneeFilter, dto::InboxScope, dto::TaskState, dto::Priority, dto::InstanceStatus, dto::Lang)),
     tags(
         (name = "tasks", description = "The inbox: tasks waiting for people."),
         (name = "instances", description = "Running and ended instances, their audit trail and trace."),
@@ -64,6 +65,7 @@ pub use state::{AppState, Catalogue, Options};
         (name = "external tasks", description = "Jobs of `topic:` steps for external workers: fetch and lock, complete, fail."),
         (name = "processes", description = "The deployed processes."),
         (name = "me", description = "The caller and logging in."),
+        (name = "reports", description = "Managers' and headquarters' views: workload, SLA breaches, KPIs."),
         (name = "admin", description = "Organisations, users, roles and tokens."),
         (name = "packs", description = "Publishing packs, installing them at dealers with overlays, compliance."),
         (name = "operations", description = "Health, readiness, metrics and the API description."),

@@ -86,7 +86,13 @@ pub struct Options {
     /// The publisher keys whose pack archives are accepted (`sopflow serve --trust`); none:
     /// publishing and installing are refused.
     pub trusted_keys: Vec<packs::PublicKey>,
+    /// The roles whose holders manage their dealer: they read every task of it, its workload
+    /// and its KPIs (`sopflow serve --manager-roles`).
+    pub manager_roles: Vec<String>,
 }
+
+/// The manager roles of the standard pack's role catalogue.
+pub const DEFAULT_MANAGER_ROLES: &[&str] = &["after_sales_manager", "general_manager", "front_desk_supervisor"];
 
 impl Default for Options {
     fn default() -> Options {
@@ -95,6 +101,7 @@ impl Default for Options {
             login_ttl: SignedDuration::from_hours(12),
             idempotency_ttl: SignedDuration::from_hours(24),
             trusted_keys: Vec::new(),
+            manager_roles: DEFAULT_MANAGER_ROLES.iter().map(|r| r.to_string()).collect(),
         }
     }
 }
@@ -209,13 +216,16 @@ impl AppState {
             return Ok(None);
         };
         let (user, org) = (found.user, found.organisation);
+        let is_dealer = org.kind != "hq";
+        let manager = is_dealer && user.roles.iter().any(|r| self.inner.options.manager_roles.contains(r));
         let principal = Principal {
             user: user.id,
             name: user.name,
             organisation: org.id,
-            kind: if org.kind == "hq" { OrgKind::Hq } else { OrgKind::Dealer },
+            kind: if is_dealer { OrgKind::Dealer } else { OrgKind::Hq },
             roles: user.roles,
             admin: user.admin,
+            manager,
             lang: if user.lang.as_deref() == Some("zh") { Lang::Zh } else { Lang::En },
             time_zone: org.time_zone,
         };

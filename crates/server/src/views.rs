@@ -7,9 +7,12 @@ use model::{Process, StepKind};
 use serde_json::Value;
 use store::{AuditRow, InboxCursor, Millis, TaskRow};
 
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
 use crate::dto::{
-    AuditEntryDto, ChildDto, IncidentDto, InstanceDto, InstanceStatus, LabelDto, ParentDto, PositionDto, Priority, Sla,
-    TaskDto, TimerDto,
+    AuditEntryDto, ChildDto, GraphFormat, IncidentDto, InstanceDto, InstanceStatus, LabelDto, ParentDto, PositionDto,
+    Priority, RoleDto, Sla, TaskDto, TimerDto,
 };
 use crate::error::Error;
 use crate::state::Catalogue;
@@ -40,8 +43,24 @@ pub fn sla(due_at: Option<Millis>, created_at: Millis, now: Millis) -> Sla {
     if due - now <= window { Sla::DueSoon } else { Sla::OnTime }
 }
 
+/// A role with its names from the catalogue (its id when the catalogue lacks it).
+pub fn role(id: &str, catalogue: &Catalogue) -> RoleDto {
+    match catalogue.roles().get(id) {
+        Some(label) => {
+            RoleDto { id: id.to_string(), zh: label.text("zh").to_string(), en: label.text("en").to_string() }
+        }
+        None => RoleDto { id: id.to_string(), zh: id.to_string(), en: id.to_string() },
+    }
+}
+
+/// Roles with their names, in the given order.
+pub fn roles(ids: &[String], catalogue: &Catalogue) -> Vec<RoleDto> {
+    ids.iter().map(|r| role(r, catalogue)).collect()
+}
+
 /// A task of the inbox projection.
-pub fn task_row(t: &TaskRow, catalogue: &Catalogue, now: Millis) -> TaskDto {
+pub fn task_row(t: &TaskRow, catalogue: &Catalogue, now: Timestamp) -> TaskDto {
+    let now_ms = now.as_millisecond();
     TaskDto {
         id: t.id.clone(),
         instance: t.instance_id.clone(),
@@ -51,18 +70,20 @@ pub fn task_row(t: &TaskRow, catalogue: &Catalogue, now: Millis) -> TaskDto {
         step: t.step.clone(),
         title: LabelDto { zh: t.title_zh.clone(), en: t.title_en.clone() },
         roles: t.roles.clone(),
+        role_names: roles(&t.roles, catalogue),
         assignee: t.assignee.clone(),
         priority: Priority::parse(&t.priority),
         due_at: t.due_at.map(time_ms),
         created_at: time_ms(t.created_at),
         business_key: t.business_key.clone(),
-        sla: sla(t.due_at, t.created_at, now),
+        sla: sla(t.due_at, t.created_at, now_ms),
         form: t.form.clone(),
+        now: time(now),
     }
 }
 
 /// A task of an instance snapshot.
-pub fn task_of(i: &Instance, t: &machine::Task, p: &Process, now: Millis) -> TaskDto {
+pub fn task_of(i: &Instance, t: &machine::Task, p: &Process, catalogue: &Catalogue, now: Timestamp) -> TaskDto {
     let due = t.due_at.map(Timestamp::as_millisecond);
     let created = t.created_at.as_millisecond();
     TaskDto {
@@ -74,18 +95,20 @@ pub fn task_of(i: &Instance, t: &machine::Task, p: &Process, now: Millis) -> Tas
         step: t.step.clone(),
         title: LabelDto::from(&t.title),
         roles: t.roles.clone(),
+        role_names: roles(&t.roles, catalogue),
         assignee: t.assignee.clone(),
         priority: Priority::parse(t.priority.as_str()),
         due_at: t.due_at.map(time),
         created_at: time(t.created_at),
         business_key: i.business_key.clone(),
-        sla: sla(due, created, now),
+        sla: sla(due, created, now.as_millisecond()),
         form: t.form.clone(),
+        now: time(now),
     }
 }
 
 /// An instance with its process.
-pub fn instance(i: &Instance, p: &Process, now: Millis) -> InstanceDto {
+pub fn instance(i: &Instance, p: &Process, catalogue: &Catalogue, now: Timestamp) -> InstanceDto {
     let (status, outcome, ended_at) = match &i.status {
         Status::Running if !i.incidents.is_empty() => (InstanceStatus::Incident, None, None),
         Status::Running => (InstanceStatus::Running, None, None),
@@ -117,7 +140,7 @@ pub fn instance(i: &Instance, p: &Process, now: Millis) -> InstanceDto {
         outcome,
         data: i.data.clone(),
         position,
-        tasks: i.tasks.iter().map(|t| task_of(i, t, p, now)).collect(),
+        tasks: i.tasks.iter().map(|t| task_of(i, t, p, catalogue, now)).collect(),
         timers: i
             .timers
             .iter()
@@ -150,6 +173,7 @@ pub fn instance(i: &Instance, p: &Process, now: Millis) -> InstanceDto {
             .collect(),
         started_at: time(i.started_at),
         ended_at,
+        now: time(now),
     }
 }
 
@@ -194,6 +218,67 @@ pub fn audit_entry(r: &AuditRow) -> AuditEntryDto {
         prev_hash: r.prev_hash.clone(),
         hash: r.hash.clone(),
     }
+}
+
+/// The format a graph request asks for: SVG when the `Accept` header names `image/svg+xml`
+/// at least as strongly as `application/json`; otherwise (no header, `*/*`, JSON) the
+/// Mermaid JSON every earlier client gets. Wildcards never outrank an explicit SVG.
+pub fn graph_format(accept: Option<&str>) -> GraphFormat {
+    let (mut svg, mut json) = (0.0_f32, 0.0_f32);
+    for range in accept.unwrap_or("").split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|v| v.parse::<f32>().ok())
+            .unwrap_or(1.0)
+            .clamp(0.0, 1.0);
+        match media.as_str() {
+            "image/svg+xml" => svg = svg.max(q),
+            "application/json" => json = json.max(q),
+            _ => {}
+        }
+    }
+    if svg > 0.0 && svg >= json { GraphFormat::Svg } else { GraphFormat::Mermaid }
+}
+
+/// An SVG document as an answer (it varies by `Accept`, and a CSP keeps any script in it
+/// inert if it is opened on its own).
+pub fn svg_response(svg: String) -> Response {
+    let mut res = (StatusCode::OK, svg).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
+    h.insert(header::VARY, HeaderValue::from_static("accept"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res
+}
+
+/// Mermaid JSON as an answer that varies by `Accept`.
+pub fn mermaid_response(graph: crate::dto::GraphDto) -> Response {
+    let mut res = axum::Json(graph).into_response();
+    res.headers_mut().insert(header::VARY, HeaderValue::from_static("accept"));
+    res
+}
+
+/// The steps an instance has entered, from the events of its audit trail, in first-entered
+/// order.
+pub fn visited_steps(audit: &[AuditRow]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for a in audit {
+        let Ok(entry) = serde_json::from_str::<Value>(&a.entry) else { continue };
+        for e in kpi::events_of_entry(&entry) {
+            if let machine::Event::Entered { step, .. } = e
+                && !seen.contains(&step)
+            {
+                seen.push(step);
+            }
+        }
+    }
+    seen
 }
 
 /// An opaque cursor for the inbox.

@@ -23,5 +23,7 @@ mod idempotency;
 mod openapi;
 #[path = "server/problems.rs"]
 mod problems;
+#[path = "server/reports.rs"]
+mod reports;
 #[path = "server/service_order.rs"]
 mod service_order;

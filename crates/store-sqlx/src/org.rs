@@ -9,8 +9,9 @@
 //! are checked on the rows a range yields, so a rare filter value scans more of the range.
 
 use store::org::{Authenticated, Begun, IdempotencyRow, MemoryOrgStore, OrgStore, OrganisationRow, TokenRow, UserRow};
+use store::report::{OverdueQuery, PeriodQuery, ReportStore, Workload, WorkloadQuery};
 use store::search::{CountQuery, InboxCounts, InstanceSearch, InstanceSummary, SearchStore, TaskSearch};
-use store::{Millis, Result, TaskRow};
+use store::{AuditRow, InstanceRow, Millis, Result, TaskRow};
 
 use crate::{AnyStore, PgStore, SqliteStore};
 
@@ -550,9 +551,25 @@ mod pg_org {
     org_backend!(sqlx::Postgres);
 }
 
-/// Implements both ports for a SQL store, with reads on `$read` and writes on `$write`.
+/// Implements the directory, search and report ports for a SQL store, with reads on `$read`
+/// and writes on `$write`.
 macro_rules! sql_org_store {
-    ($store:ty, $module:ident, $read:ident, $write:ident) => {
+    ($store:ty, $module:ident, $sql:ident, $read:ident, $write:ident) => {
+        impl ReportStore for $store {
+            async fn workload(&self, q: &WorkloadQuery) -> Result<Workload> {
+                crate::$sql::workload(&self.$read, q).await
+            }
+            async fn overdue_tasks(&self, q: &OverdueQuery) -> Result<Vec<TaskRow>> {
+                crate::$sql::overdue_tasks(&self.$read, q).await
+            }
+            async fn instances_in_period(&self, q: &PeriodQuery) -> Result<Vec<InstanceRow>> {
+                crate::$sql::instances_in_period(&self.$read, q).await
+            }
+            async fn audit_of_chains(&self, chains: &[String]) -> Result<Vec<AuditRow>> {
+                crate::$sql::audit_of_chains(&self.$read, chains).await
+            }
+        }
+
         impl SearchStore for $store {
             async fn search_tasks(&self, q: &TaskSearch) -> Result<Vec<TaskRow>> {
                 $module::search_tasks(&self.$read, q).await
@@ -615,8 +632,39 @@ macro_rules! sql_org_store {
     };
 }
 
-sql_org_store!(SqliteStore, sqlite_org, read, write);
-sql_org_store!(PgStore, pg_org, pool, pool);
+sql_org_store!(SqliteStore, sqlite_org, sqlite_sql, read, write);
+sql_org_store!(PgStore, pg_org, pg_sql, pool, pool);
+
+impl ReportStore for AnyStore {
+    async fn workload(&self, q: &WorkloadQuery) -> Result<Workload> {
+        match self {
+            AnyStore::Memory(s) => s.workload(q).await,
+            AnyStore::Sqlite(s) => s.workload(q).await,
+            AnyStore::Postgres(s) => s.workload(q).await,
+        }
+    }
+    async fn overdue_tasks(&self, q: &OverdueQuery) -> Result<Vec<TaskRow>> {
+        match self {
+            AnyStore::Memory(s) => s.overdue_tasks(q).await,
+            AnyStore::Sqlite(s) => s.overdue_tasks(q).await,
+            AnyStore::Postgres(s) => s.overdue_tasks(q).await,
+        }
+    }
+    async fn instances_in_period(&self, q: &PeriodQuery) -> Result<Vec<InstanceRow>> {
+        match self {
+            AnyStore::Memory(s) => s.instances_in_period(q).await,
+            AnyStore::Sqlite(s) => s.instances_in_period(q).await,
+            AnyStore::Postgres(s) => s.instances_in_period(q).await,
+        }
+    }
+    async fn audit_of_chains(&self, chains: &[String]) -> Result<Vec<AuditRow>> {
+        match self {
+            AnyStore::Memory(s) => s.audit_of_chains(chains).await,
+            AnyStore::Sqlite(s) => s.audit_of_chains(chains).await,
+            AnyStore::Postgres(s) => s.audit_of_chains(chains).await,
+        }
+    }
+}
 
 impl SearchStore for AnyStore {
     async fn search_tasks(&self, q: &TaskSearch) -> Result<Vec<TaskRow>> {

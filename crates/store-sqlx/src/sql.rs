@@ -459,6 +459,112 @@ macro_rules! backend {
                 audit: count("SELECT COUNT(*) FROM audit").await?,
             })
         }
+
+        /// One aggregation of open tasks into groups, with the overdue and due-soon splits.
+        async fn load_groups(
+            pool: &Pool<$db>,
+            key: &str,
+            from_where: &str,
+            dealer: Option<&str>,
+            q: &store::report::WorkloadQuery,
+        ) -> Result<Vec<store::report::Group>> {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                "SELECT {key} AS k, COUNT(*) AS n, COALESCE(SUM(CASE WHEN due_key < "
+            ));
+            qb.push_bind(q.now).push(" THEN 1 ELSE 0 END), 0) AS overdue, COALESCE(SUM(CASE WHEN due_key >= ");
+            qb.push_bind(q.now).push(" AND due_key < ").push_bind(q.soon);
+            qb.push(" THEN 1 ELSE 0 END), 0) AS soon FROM ").push(from_where);
+            if let Some(d) = dealer {
+                qb.push(" AND dealer = ").push_bind(d.to_string());
+            }
+            qb.push(format!(" GROUP BY {key} ORDER BY {key}"));
+            let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(store::report::Group {
+                        key: r.try_get("k").map_err(db)?,
+                        load: store::report::Load {
+                            open: r.try_get("n").map_err(db)?,
+                            overdue: r.try_get("overdue").map_err(db)?,
+                            due_soon: r.try_get("soon").map_err(db)?,
+                        },
+                    })
+                })
+                .collect()
+        }
+
+        pub(crate) async fn workload(
+            pool: &Pool<$db>,
+            q: &store::report::WorkloadQuery,
+        ) -> Result<store::report::Workload> {
+            let mut w = store::report::Workload::default();
+            match &q.dealer {
+                // The pool per role is one range of `task_candidates_inbox` per role, the held
+                // tasks one range of `tasks_assignee` per person: both covering indexes.
+                Some(d) => {
+                    w.by_role = load_groups(pool, "role", "task_candidates WHERE 1 = 1", Some(d), q).await?;
+                    w.by_assignee =
+                        load_groups(pool, "assignee", "tasks WHERE assignee IS NOT NULL", Some(d), q).await?;
+                    // One range of `tasks_dealer_due`.
+                    let all = load_groups(pool, "dealer", "tasks WHERE 1 = 1", Some(d), q).await?;
+                    w.total = all.first().map(|g| g.load).unwrap_or_default();
+                }
+                None => {
+                    w.by_dealer = load_groups(pool, "dealer", "tasks WHERE 1 = 1", None, q).await?;
+                    w.total = w.by_dealer.iter().fold(store::report::Load::default(), |acc, g| acc.plus(g.load));
+                }
+            }
+            Ok(w)
+        }
+
+        pub(crate) async fn overdue_tasks(pool: &Pool<$db>, q: &store::report::OverdueQuery) -> Result<Vec<TaskRow>> {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE due_key < "));
+            qb.push_bind(q.now);
+            if let Some(d) = &q.dealer {
+                qb.push(" AND dealer = ").push_bind(d.clone());
+            }
+            if let Some(a) = &q.after {
+                qb.push(" AND (due_key, id) > (").push_bind(a.due_key).push(", ").push_bind(a.task_id.clone());
+                qb.push(")");
+            }
+            qb.push(" ORDER BY due_key, id LIMIT ").push_bind(i64::from(q.limit));
+            let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+            rows.iter().map(task_row).collect()
+        }
+
+        pub(crate) async fn instances_in_period(
+            pool: &Pool<$db>,
+            q: &store::report::PeriodQuery,
+        ) -> Result<Vec<InstanceRow>> {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                "SELECT {INSTANCE_COLUMNS} FROM instances WHERE started_at < "
+            ));
+            qb.push_bind(q.to).push(" AND (ended_at IS NULL OR ended_at >= ").push_bind(q.from).push(")");
+            if let Some(d) = &q.dealer {
+                qb.push(" AND dealer = ").push_bind(d.clone());
+            }
+            if let Some(a) = &q.after {
+                qb.push(" AND id > ").push_bind(a.clone());
+            }
+            qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(q.limit));
+            let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+            rows.iter().map(instance_row).collect()
+        }
+
+        pub(crate) async fn audit_of_chains(pool: &Pool<$db>, chains: &[String]) -> Result<Vec<AuditRow>> {
+            if chains.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut qb =
+                sqlx::QueryBuilder::<$db>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE chain IN ("));
+            let mut list = qb.separated(", ");
+            for c in chains {
+                list.push_bind(c.clone());
+            }
+            list.push_unseparated(") ORDER BY chain, chain_seq");
+            let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+            rows.iter().map(audit_row).collect()
+        }
     };
 }
 

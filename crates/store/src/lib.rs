@@ -19,6 +19,7 @@ pub mod audit;
 mod memory;
 pub mod org;
 pub mod packs;
+pub mod report;
 pub mod search;
 
 use std::future::Future;

@@ -2,6 +2,7 @@
 //! for running the engine without a database. Nothing survives the process.
 
 mod packs;
+mod report;
 mod search;
 
 use std::collections::{BTreeMap, HashMap};

@@ -57,10 +57,9 @@ export async function loadMe() {
 /** Whether the user sees the manager views in the menu (the API still decides what they read). */
 function isManager(me) {
   if (!me) return false;
-  if (me.admin || me.organisation?.kind === 'hq') return true;
-  const managerRoles = ['general_manager', 'after_sales_manager', 'workshop_director', 'front_desk_supervisor',
-    'technical_director', 'parts_manager', 'warranty_claims_supervisor'];
-  return (me.roles || []).some((r) => managerRoles.includes(r.id));
+  // The server says who manages a dealer (its `--manager-roles`); administrators and
+  // headquarters read the same views.
+  return Boolean(me.manager || me.admin || me.organisation?.kind === 'hq');
 }
 
 async function switchLang() {

@@ -13,8 +13,8 @@ use store::search::{InstanceSearch, SearchStore};
 use crate::auth::Principal;
 use crate::authz;
 use crate::dto::{
-    AuditDto, CancelRequest, CommandResult, GraphDto, GraphQuery, InstanceDto, InstanceListQuery, InstancePage,
-    InstanceStatus, InstanceSummaryDto, Problem, StartRequest, TraceDto, TraceLineDto,
+    AuditDto, CancelRequest, CommandResult, GraphDto, GraphFormat, GraphQuery, InstanceDto, InstanceListQuery,
+    InstancePage, InstanceStatus, InstanceSummaryDto, Problem, StartRequest, TraceDto, TraceLineDto,
 };
 use crate::error::Error;
 use crate::extract::{Body, Id, Params};
@@ -67,7 +67,7 @@ pub async fn start(
             })
             .await??;
         let view = s.runtime().instance(&applied.instance).await?.ok_or(Error::NotFound)?;
-        let dto = views::instance(&view.instance, &view.process, s.now_ms());
+        let dto = views::instance(&view.instance, &view.process, &s.catalogue(), s.now());
         Ok((StatusCode::CREATED, serde_json::to_value(dto).map_err(|e| Error::Internal(e.to_string()))?))
     })
     .await
@@ -143,7 +143,7 @@ pub async fn list(
 )]
 pub async fn get(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Json<InstanceDto>, Error> {
     let view = readable(&s, &p, &id).await?;
-    Ok(Json(views::instance(&view.instance, &view.process, s.now_ms())))
+    Ok(Json(views::instance(&view.instance, &view.process, &s.catalogue(), s.now())))
 }
 
 /// The instance's audit trail, with its hash chain checked.
@@ -206,7 +206,7 @@ pub async fn trace(State(s): State<AppState>, p: Principal, Id(id): Id) -> Resul
     params(("id" = String, Path, description = "The instance id"), GraphQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The flowchart", body = GraphDto),
+        (status = 200, description = "The flowchart, current steps highlighted (SVG: visited steps marked too)", content((GraphDto = "application/json"), (String = "image/svg+xml"))),
         (status = 400, description = "Bad language", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found or not visible", body = Problem, content_type = "application/problem+json"),
@@ -217,12 +217,20 @@ pub async fn graph(
     p: Principal,
     Id(id): Id,
     Params(q): Params<GraphQuery>,
-) -> Result<Json<GraphDto>, Error> {
+    headers: HeaderMap,
+) -> Result<Response, Error> {
     let view = readable(&s, &p, &id).await?;
     let lang = q.lang.unwrap_or(p.lang);
-    let highlight = view.instance.tokens.iter().map(|t| view.process.step(t.step).id.clone()).collect();
-    let options = model::mermaid::Options { lang: lang.as_str().to_string(), highlight };
-    Ok(Json(GraphDto {
+    let current: Vec<String> = view.instance.tokens.iter().map(|t| view.process.step(t.step).id.clone()).collect();
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    if views::graph_format(accept) == GraphFormat::Svg {
+        let audit = s.runtime().audit(&id).await?;
+        let visited = views::visited_steps(&audit).into_iter().filter(|v| !current.contains(v)).collect();
+        let options = web::diagram::Options { lang: lang.as_str().to_string(), current, visited };
+        return Ok(views::svg_response(web::diagram::svg(&view.process, &options)));
+    }
+    let options = model::mermaid::Options { lang: lang.as_str().to_string(), highlight: current };
+    Ok(views::mermaid_response(GraphDto {
         process: view.process.id.clone(),
         version: view.process.version,
         lang,

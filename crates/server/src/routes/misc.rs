@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
 use runtime::Delivered;
@@ -13,8 +13,8 @@ use store::org::{OrgStore, TokenRow};
 use crate::auth::{self, Principal};
 use crate::authz;
 use crate::dto::{
-    ClockDto, ClockRequest, GraphDto, GraphQuery, Health, LabelDto, LoginRequest, LoginResponse, MeDto, MessageRequest,
-    MessageResult, OrganisationDto, Preferences, Problem, ProcessDto, RoleDto,
+    ClockDto, ClockRequest, GraphDto, GraphFormat, GraphQuery, Health, LabelDto, LoginRequest, LoginResponse, MeDto,
+    MessageRequest, MessageResult, OrganisationDto, Preferences, Problem, ProcessDto, RoleDto,
 };
 use crate::error::Error;
 use crate::extract::{Body, Id, Params};
@@ -38,16 +38,14 @@ pub async fn me(State(s): State<AppState>, p: Principal) -> Result<Json<MeDto>, 
         organisation: OrganisationDto { id: org.id, kind: p.kind, name: org.name, time_zone: org.time_zone },
         roles: p.roles.iter().map(|r| role_dto(&s, r)).collect(),
         admin: p.admin,
+        manager: p.manager,
         lang: p.lang,
     }))
 }
 
 /// A role with its names from the catalogue (its id when it is not in it).
 pub fn role_dto(s: &AppState, id: &str) -> RoleDto {
-    match s.catalogue().roles().get(id) {
-        Some(l) => RoleDto { id: id.to_string(), zh: l.text("zh").to_string(), en: l.text("en").to_string() },
-        None => RoleDto { id: id.to_string(), zh: id.to_string(), en: id.to_string() },
-    }
+    views::role(id, &s.catalogue())
 }
 
 /// Remember the caller's language.
@@ -193,13 +191,14 @@ pub async fn processes(State(s): State<AppState>, _p: Principal) -> Json<Vec<Pro
     )
 }
 
-/// A deployed process as a Mermaid flowchart.
+/// A deployed process as a Mermaid flowchart (JSON), or as an SVG diagram when `Accept`
+/// prefers `image/svg+xml`.
 #[utoipa::path(
     get, path = "/api/v1/processes/{id}/graph", tag = "processes",
     params(("id" = String, Path, description = "The process id"), GraphQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The flowchart", body = GraphDto),
+        (status = 200, description = "The flowchart", content((GraphDto = "application/json"), (String = "image/svg+xml"))),
         (status = 400, description = "Bad language", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
@@ -210,12 +209,18 @@ pub async fn process_graph(
     p: Principal,
     Id(id): Id,
     Params(q): Params<GraphQuery>,
-) -> Result<Json<GraphDto>, Error> {
+    headers: HeaderMap,
+) -> Result<Response, Error> {
     let catalogue = s.catalogue();
     let process = catalogue.process(&id).ok_or(Error::NotFound)?;
     let lang = q.lang.unwrap_or(p.lang);
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if views::graph_format(accept) == GraphFormat::Svg {
+        let options = web::diagram::Options { lang: lang.as_str().to_string(), ..Default::default() };
+        return Ok(views::svg_response(web::diagram::svg(process, &options)));
+    }
     let options = model::mermaid::Options { lang: lang.as_str().to_string(), highlight: Vec::new() };
-    Ok(Json(GraphDto {
+    Ok(views::mermaid_response(GraphDto {
         process: process.id.clone(),
         version: process.version,
         lang,

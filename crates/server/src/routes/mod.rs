@@ -7,6 +7,7 @@ pub mod external;
 pub mod instances;
 pub mod misc;
 pub mod packs;
+pub mod reports;
 pub mod tasks;
 
 use axum::extract::DefaultBodyLimit;
@@ -44,6 +45,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(external::failure))
         .routes(routes!(misc::processes))
         .routes(routes!(misc::process_graph))
+        .routes(routes!(reports::workload))
+        .routes(routes!(reports::kpis))
         .routes(routes!(admin::roles))
         .routes(routes!(admin::organisations, admin::create_organisation))
         .routes(routes!(admin::users, admin::create_user))

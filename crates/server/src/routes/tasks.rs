@@ -13,8 +13,8 @@ use store::{InboxCursor, TaskRow};
 use crate::auth::Principal;
 use crate::authz::{self, Access};
 use crate::dto::{
-    AssigneeFilter, CompleteRequest, CountsDto, DelegateRequest, DoneStepDto, InboxPage, LabelDto, Problem, TaskDetail,
-    TaskDto, TaskListQuery, TaskState,
+    AssigneeFilter, CompleteRequest, CountsDto, DelegateRequest, DoneStepDto, InboxPage, InboxScope, LabelDto, Problem,
+    TaskDetail, TaskDto, TaskListQuery, TaskState,
 };
 use crate::error::Error;
 use crate::extract::{Body, Id, Params};
@@ -29,6 +29,7 @@ use crate::{idempotency, views};
         (status = 200, description = "A page of the inbox", body = InboxPage),
         (status = 400, description = "Bad filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`scope=dealer` by someone who does not manage the dealer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Another dealer", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -47,7 +48,11 @@ pub async fn list(
     }
     let now = s.now();
     let now_ms = now.as_millisecond();
-    let (roles, user, all_assigned) = if p.is_hq() {
+    let whole_dealer = q.scope == Some(InboxScope::Dealer);
+    if whole_dealer {
+        authz::dealer_overview(&p, Some(&dealer))?;
+    }
+    let (roles, user, all_assigned) = if p.is_hq() || whole_dealer {
         (s.catalogue().roles().keys().cloned().collect::<Vec<_>>(), None, true)
     } else {
         (p.roles.clone(), Some(p.user.clone()), false)
@@ -110,8 +115,8 @@ pub async fn list(
         })
     };
     let catalogue = s.catalogue();
-    let items = rows.iter().map(|t| views::task_row(t, &catalogue, now_ms)).collect();
-    Ok(Json(InboxPage { items, next_cursor, counts }))
+    let items = rows.iter().map(|t| views::task_row(t, &catalogue, now)).collect();
+    Ok(Json(InboxPage { items, next_cursor, counts, now: views::time(now) }))
 }
 
 /// The time zone a dealer's days are counted in.
@@ -144,7 +149,7 @@ async fn visible_task(s: &AppState, p: &Principal, id: &str) -> Result<(TaskRow,
 async fn task_after(s: &AppState, id: &str) -> Result<TaskDto, Error> {
     let view = s.runtime().instance(instance_of(id)).await?.ok_or(Error::NotFound)?;
     let task = view.instance.task(id).ok_or_else(|| Error::Conflict(format!("the task `{id}` is no longer open")))?;
-    Ok(views::task_of(&view.instance, task, &view.process, s.now_ms()))
+    Ok(views::task_of(&view.instance, task, &view.process, &s.catalogue(), s.now()))
 }
 
 /// A task with its form's JSON Schema and its instance's context.
@@ -161,6 +166,7 @@ async fn task_after(s: &AppState, id: &str) -> Result<TaskDto, Error> {
 )]
 pub async fn get(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Json<TaskDetail>, Error> {
     let (row, access) = visible_task(&s, &p, &id).await?;
+    let now = s.now();
     let view = s.runtime().instance(&row.instance_id).await?.ok_or(Error::NotFound)?;
     let audit = s.runtime().audit(&row.instance_id).await?;
     let done = audit
@@ -183,11 +189,12 @@ pub async fn get(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<
         })
         .collect();
     Ok(Json(TaskDetail {
-        task: views::task_row(&row, &s.catalogue(), s.now_ms()),
+        task: views::task_row(&row, &s.catalogue(), now),
         form_schema: views::form_schema(&view.process, &row.step),
         can_act: access == Access::Act,
         data: view.instance.data.clone(),
         done,
+        now: views::time(now),
     }))
 }
 
@@ -304,11 +311,11 @@ pub async fn complete(
         let dto = match &applied.state {
             Some(after) => {
                 let process = s.runtime().process(&after.process_hash).await?;
-                views::instance(after, &process, s.now_ms())
+                views::instance(after, &process, &s.catalogue(), s.now())
             }
             None => {
                 let view = s.runtime().instance(&applied.instance).await?.ok_or(Error::NotFound)?;
-                views::instance(&view.instance, &view.process, s.now_ms())
+                views::instance(&view.instance, &view.process, &s.catalogue(), s.now())
             }
         };
         Ok((StatusCode::OK, serde_json::to_value(dto).map_err(|e| Error::Internal(e.to_string()))?))

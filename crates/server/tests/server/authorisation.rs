@@ -191,7 +191,7 @@ async fn administrators_manage_users_and_tokens_of_their_own_organisation_only()
         .problem(404, "not-found");
     assert_eq!(
         h.call("GET", "/api/v1/users?organisation=b", Some("hq.admin"), None).await.ok().as_array().unwrap().len(),
-        4
+        5
     );
 
     // A token made by the administrator works, and stops working once revoked.

@@ -170,11 +170,13 @@ pub const USERS: &[(&str, &str, &[&str], bool)] = &[
     ("a.advisor2", "a", &["service_advisor"], false),
     ("a.tech", "a", &["technician"], false),
     ("a.admin", "a", &[], true),
+    ("a.manager", "a", &["after_sales_manager"], false),
     ("b.advisor", "b", &["service_advisor"], false),
     ("b.tech", "b", &["technician"], false),
     ("b.admin", "b", &[], true),
     ("a.worker", "a", &["external_worker"], false),
     ("b.worker", "b", &["external_worker"], false),
+    ("b.manager", "b", &["after_sales_manager"], false),
     ("hq.viewer", "hq", &[], false),
     ("hq.admin", "hq", &[], true),
 ];

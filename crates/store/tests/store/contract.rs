@@ -1,6 +1,7 @@
 //! The storage contract, one behaviour per test, the same on every backend.
 
 use store::audit::{self, Verifier};
+use store::report::{Group, Load, OverdueQuery, PeriodQuery, ReportStore, WorkloadQuery};
 use store::{Change, Error, InboxCursor, InboxQuery, Lease, NewOutbox, Store, Subscription};
 
 use crate::harness::*;
@@ -279,4 +280,75 @@ store_test!(the_database_refuses_to_edit_or_delete_audit_rows, |t| {
         assert!(r.unwrap_err().contains("append-only"));
     }
     assert_eq!(t.store.audit_chain("i1").await.unwrap()[0].kind, "started");
+});
+
+store_test!(the_workload_counts_pools_by_role_holders_by_person_and_dealers_against_due_times, |t| {
+    let s = &t.store;
+    let mut c = write("i1", 1, None);
+    c.tasks_upserted = vec![
+        task("i1-t1", "d1", &["advisor"], None, Some(50)),
+        task("i1-t2", "d1", &["advisor", "foreman"], None, Some(150)),
+        task("i1-t3", "d1", &["foreman"], Some("u1"), Some(90)),
+        task("i1-t4", "d1", &["foreman"], Some("u1"), None),
+        task("i1-t5", "d2", &["advisor"], None, Some(10)),
+    ];
+    s.commit(&[c]).await.unwrap();
+    let load = |open, overdue, due_soon| Load { open, overdue, due_soon };
+    let group = |key: &str, l: Load| Group { key: key.into(), load: l };
+    // Now is 100; due soon until 200.
+    let w = s.workload(&WorkloadQuery { dealer: Some("d1".into()), now: 100, soon: 200 }).await.unwrap();
+    assert_eq!(w.by_role, vec![group("advisor", load(2, 1, 1)), group("foreman", load(1, 0, 1))]);
+    assert_eq!(w.by_assignee, vec![group("u1", load(2, 1, 0))]);
+    assert_eq!(w.by_dealer, vec![]);
+    assert_eq!(w.total, load(4, 2, 1));
+    let all = s.workload(&WorkloadQuery { dealer: None, now: 100, soon: 200 }).await.unwrap();
+    assert_eq!(all.by_dealer, vec![group("d1", load(4, 2, 1)), group("d2", load(1, 1, 0))]);
+    assert_eq!(all.total, load(5, 3, 1));
+
+    let ids = |rows: Vec<store::TaskRow>| rows.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let overdue = |dealer: Option<&str>, after: Option<InboxCursor>| OverdueQuery {
+        dealer: dealer.map(str::to_string),
+        now: 100,
+        after,
+        limit: 10,
+    };
+    assert_eq!(ids(s.overdue_tasks(&overdue(Some("d1"), None)).await.unwrap()), ["i1-t1", "i1-t3"]);
+    assert_eq!(ids(s.overdue_tasks(&overdue(None, None)).await.unwrap()), ["i1-t5", "i1-t1", "i1-t3"]);
+    let after = InboxCursor { due_key: 50, task_id: "i1-t1".into() };
+    assert_eq!(ids(s.overdue_tasks(&overdue(None, Some(after))).await.unwrap()), ["i1-t3"]);
+});
+
+store_test!(the_instances_of_a_period_come_in_pages_with_their_audit_trails, |t| {
+    let s = &t.store;
+    let mut changes = Vec::new();
+    // Started at 1000; i1 ended at 1500, i2 at 5000, i3 runs; i4 is another dealer's.
+    for (id, ended) in [("i1", Some(1_500)), ("i2", Some(5_000)), ("i3", None), ("i4", None)] {
+        let mut c = write(id, 1, None);
+        let row = &mut c.instance.as_mut().unwrap().0;
+        row.ended_at = ended;
+        if id == "i4" {
+            row.dealer = "d2".into();
+        }
+        c.audit = vec![entry(id, None, "started")];
+        changes.push(c);
+    }
+    s.commit(&changes).await.unwrap();
+    let page = |after: Option<&str>, limit| PeriodQuery {
+        dealer: Some("d1".into()),
+        from: 2_000,
+        to: 3_000,
+        after: after.map(str::to_string),
+        limit,
+    };
+    let ids = |rows: Vec<store::InstanceRow>| rows.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.instances_in_period(&page(None, 1)).await.unwrap()), ["i2"]);
+    assert_eq!(ids(s.instances_in_period(&page(Some("i2"), 10)).await.unwrap()), ["i3"]);
+    let before_start = PeriodQuery { from: 0, to: 1_000, ..page(None, 10) };
+    assert!(s.instances_in_period(&before_start).await.unwrap().is_empty());
+    let everyone = PeriodQuery { dealer: None, ..page(None, 10) };
+    assert_eq!(ids(s.instances_in_period(&everyone).await.unwrap()), ["i2", "i3", "i4"]);
+
+    let audit = s.audit_of_chains(&["i3".into(), "i2".into()]).await.unwrap();
+    assert_eq!(audit.iter().map(|a| a.chain.as_str()).collect::<Vec<_>>(), ["i2", "i3"]);
+    assert!(s.audit_of_chains(&[]).await.unwrap().is_empty());
 });

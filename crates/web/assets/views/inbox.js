@@ -4,7 +4,7 @@
 
 import { api, serverNow } from '../api.js';
 import { h, mount, toast } from '../dom.js';
-import { label, t } from '../i18n.js';
+import { label, lang, t } from '../i18n.js';
 import { navigate } from '../router.js';
 import { isMe } from '../session.js';
 import { slaBadge } from '../sla.js';
@@ -121,7 +121,8 @@ export async function inboxView(params, query) {
     return h('tr', { dataset: { task: task.id, step: task.step } },
       h('td', {}, slaBadge(task)),
       h('td', { class: 'task-title' }, h('a', { href: `/tasks/${encodeURIComponent(task.id)}` }, title), ' ', priorityBadge(task.priority)),
-      h('td', {}, label(task.process_title, task.process)),
+      h('td', {}, label(task.process_title, task.process),
+        h('div', { class: 'muted small task-roles' }, (task.role_names || []).map((r) => label(r, r.id)).join(lang() === 'zh' ? '、' : ', '))),
       h('td', { class: 'key' }, task.business_key ? h('a', { href: `/instances/${encodeURIComponent(task.instance)}` }, task.business_key) : '—'),
       h('td', {}, task.due_at ? time(task.due_at) : h('span', { class: 'muted' }, t('noDue'))),
       h('td', {}, who(task.assignee)),

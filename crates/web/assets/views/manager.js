@@ -1,8 +1,9 @@
 // The manager views: open work by role and by person, the SLA breaches, the standard pack's
-// KPIs and the running orders, for one dealer; headquarters users choose the dealer. Endpoints
-// a server does not offer yet (404) show a clear "not available" state instead of failing.
+// KPIs and the running orders, for one dealer; headquarters sees every dealer summarised and
+// may choose one. Endpoints a server does not offer (404) show a clear "not available" state
+// instead of failing.
 
-import { api, apiOptional } from '../api.js';
+import { api, apiOptional, serverNow } from '../api.js';
 import { h, mount } from '../dom.js';
 import { label, t } from '../i18n.js';
 import { navigate } from '../router.js';
@@ -27,17 +28,19 @@ export async function managerView(params, query) {
     section('kpis', t('mgr.kpis'), kpis),
     section('orders', t('mgr.orders'), orders)));
   page(t('mgr.title'), ...parts);
-  if (hq && !dealer) {
-    for (const box of [workload, breaches, kpis, orders]) mount(box, h('p', { class: 'muted' }, t('mgr.allDealers')));
-    return;
-  }
 
-  const scope = { dealer: hq ? dealer : undefined };
-  const to = new Date();
+  // Headquarters without a dealer: every dealer summarised, the network's breaches and KPIs.
+  const scope = { dealer: dealer || undefined };
+  const to = serverNow();
   const from = new Date(to.getTime() - 30 * 24 * 3600 * 1000);
   await Promise.all([
-    apiOptional('/workload', { query: scope }).then((w) => mount(workload, w ? workloadView(w) : unavailable()), (e) => mount(workload, errorBox(e))),
-    api('/tasks', { query: { ...scope, overdue: 'true', assignee: 'any', limit: 100 } }).then((p) => mount(breaches, breachTable(p.items || [])), (e) => mount(breaches, errorBox(e))),
+    apiOptional('/workload', { query: scope }).then((w) => {
+      mount(workload, w ? workloadView(w) : unavailable());
+      mount(breaches, w ? breachTable(w.breaches || []) : unavailable());
+    }, (e) => {
+      mount(workload, errorBox(e));
+      mount(breaches, errorBox(e));
+    }),
     apiOptional('/kpis', { query: { ...scope, from: from.toISOString(), to: to.toISOString() } }).then((k) => mount(kpis, k ? kpiView(k) : unavailable()), (e) => mount(kpis, errorBox(e))),
     Promise.all([api('/instances', { query: { ...scope, status: 'running', limit: 50 } }), api('/processes').catch(() => [])])
       .then(([p, procs]) => mount(orders, orderTable(p.items || [], procs)), (e) => mount(orders, errorBox(e))),
@@ -75,25 +78,29 @@ async function dealerPicker(dealer) {
   h('button', { type: 'submit', class: 'primary' }, t('mgr.show')));
 }
 
-function roleTitle(row) {
-  const fromMe = (session.me?.roles || []).find((r) => r.id === row.role);
-  return label(row.title || row.role_title || fromMe, row.role);
+function loadTable(heading, rows, nameOf, kind) {
+  const column = t(`col.${kind}`);
+  return h('div', { class: `load load-${kind}` },
+    h('h3', {}, heading),
+    rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'compact' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, column), ['col.open', 'col.dueSoon', 'col.overdue'].map((k) => h('th', { scope: 'col', class: 'num' }, t(k))))),
+      h('tbody', {}, rows.map((r) => h('tr', { dataset: { key: r.role || r.user || r.dealer || '' } }, h('th', { scope: 'row' }, nameOf(r)),
+        h('td', { class: 'num' }, String(r.open ?? 0)),
+        h('td', { class: `num ${r.due_soon ? 'warn' : ''}` }, String(r.due_soon ?? 0)),
+        h('td', { class: `num ${r.overdue ? 'alert' : ''}` }, String(r.overdue ?? 0)))))))
+      : h('p', { class: 'muted' }, '—'));
 }
 
 function workloadView(w) {
-  const byRole = w.by_role || w.roles || [];
-  const byPerson = w.by_person || w.people || w.users || [];
-  const table = (heading, rows, nameOf) => h('div', {},
-    h('h3', {}, heading),
-    rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'compact' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, heading), h('th', { scope: 'col', class: 'num' }, t('col.open')), h('th', { scope: 'col', class: 'num' }, t('col.overdue')))),
-      h('tbody', {}, rows.map((r) => h('tr', {}, h('th', { scope: 'row' }, nameOf(r)),
-        h('td', { class: 'num' }, String(r.open ?? r.total ?? 0)),
-        h('td', { class: `num ${r.overdue ? 'alert' : ''}` }, String(r.overdue ?? 0)))))))
-      : h('p', { class: 'muted' }, '—'));
-  return h('div', { class: 'workload' },
-    table(t('mgr.byRole'), byRole, roleTitle),
-    table(t('mgr.byPerson'), byPerson, (r) => r.name || who(r.user || r.id)));
+  const total = w.total || {};
+  const summary = h('p', { class: 'muted load-total' }, t('mgr.total', { open: total.open ?? 0, soon: total.due_soon ?? 0, overdue: total.overdue ?? 0 }));
+  if (!w.dealer) {
+    return h('div', {}, summary, h('div', { class: 'workload' },
+      loadTable(t('col.dealer'), w.by_dealer || [], (r) => h('a', { href: `/manager?dealer=${encodeURIComponent(r.dealer)}` }, r.dealer), 'dealer')));
+  }
+  return h('div', {}, summary, h('div', { class: 'workload' },
+    loadTable(t('mgr.byRole'), w.by_role || [], (r) => label(r.title, r.role), 'role'),
+    loadTable(t('mgr.byPerson'), w.by_person || [], (r) => r.name || who(r.user), 'person')));
 }
 
 function breachTable(items) {
@@ -109,18 +116,42 @@ function breachTable(items) {
       h('td', {}, who(task.assignee)))))));
 }
 
+const RATIOS = ['followup_coverage', 'followup_success_rate', 'complaint_rate', 'major_complaint_rate', 'first_time_fix_rate'];
+
+function percent(ratio) {
+  return typeof ratio?.value === 'number' ? `${(ratio.value * 100).toFixed(1)}%` : '—';
+}
+
 function kpiView(k) {
-  const list = Array.isArray(k) ? k : k.kpis || k.items || [];
-  if (!list.length) {
-    return h('dl', { class: 'facts' }, Object.entries(k).map(([key, v]) => [h('dt', {}, key), h('dd', {}, show(v))]));
-  }
-  return h('div', { class: 'kpis' }, h('p', { class: 'muted' }, t('mgr.period')), h('ul', { class: 'kpi-list' }, list.map((x) => {
-    const value = typeof x.value === 'number' ? (Number.isInteger(x.value) ? String(x.value) : x.value.toFixed(2)) : show(x.value);
-    return h('li', { class: 'kpi' },
-      h('span', { class: 'kpi-value' }, value, x.unit ? h('small', {}, ` ${x.unit}`) : null),
-      h('span', { class: 'kpi-title' }, label(x.title, x.id || x.name || '')),
-      x.target !== undefined ? h('span', { class: 'muted small' }, `→ ${show(x.target)}`) : null);
-  })));
+  const target = (r) => {
+    if (!r.target) return null;
+    const sign = r.target.kind === 'at_most' ? '≤' : '≥';
+    const met = r.met === undefined || r.met === null ? '' : r.met ? ` ${t('kpi.met')}` : ` ${t('kpi.missed')}`;
+    return h('span', { class: `muted small ${r.met === false ? 'alert' : ''}` }, `${t('kpi.target')} ${sign} ${(r.target.value * 100).toFixed(0)}%${met}`);
+  };
+  const list = h('ul', { class: 'kpi-list' }, RATIOS.filter((key) => k[key]).map((key) => {
+    const r = k[key];
+    return h('li', { class: 'kpi', dataset: { kpi: key } },
+      h('span', { class: 'kpi-value' }, percent(r), h('small', {}, ` (${r.numerator}/${r.denominator})`)),
+      h('span', { class: 'kpi-title' }, t(`kpi.${key}`)),
+      target(r));
+  }));
+  const sla = (k.sla || []).length
+    ? h('div', { class: 'table-wrap' }, h('table', { class: 'compact kpi-sla' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('kpi.step')), h('th', { scope: 'col', class: 'num' }, t('kpi.onTime')), h('th', { scope: 'col', class: 'num' }, t('kpi.breaches')))),
+      h('tbody', {}, k.sla.map((x) => h('tr', {}, h('th', { scope: 'row' }, `${x.process} · ${x.step}`),
+        h('td', { class: 'num' }, `${percent(x.on_time)} (${x.on_time.numerator}/${x.on_time.denominator})`),
+        h('td', { class: `num ${x.breaches ? 'alert' : ''}` }, String(x.breaches)))))))
+    : null;
+  const overdue = (k.overdue_by_role || []).length
+    ? h('p', { class: 'small' }, `${t('kpi.overdueByRole')}: `, k.overdue_by_role.map((x) => `${roleName(x.key)} ${x.count}`).join(', '))
+    : null;
+  return h('div', { class: 'kpis' }, h('p', { class: 'muted' }, t('mgr.period')), list, sla, overdue);
+}
+
+function roleName(id) {
+  const r = (session.me?.roles || []).find((x) => x.id === id);
+  return label(r, id);
 }
 
 function orderTable(items, processes) {

@@ -106,7 +106,7 @@ export async function taskView({ id }) {
     h('span', {}, label(task.process_title, task.process)),
     task.due_at ? h('span', {}, `${t('col.due')}: `, time(task.due_at)) : null,
     h('span', {}, `${t('col.who')}: ${who(task.assignee)}`),
-    h('span', { class: 'muted' }, `${t('task.roles')}: ${task.roles.map((r) => roleName(r)).join(lang() === 'zh' ? '、' : ', ')}`),
+    h('span', { class: 'muted task-roles' }, `${t('task.roles')}: ${roleNames(task).join(lang() === 'zh' ? '、' : ', ')}`),
     claimButton);
 
   page(title,
@@ -115,9 +115,14 @@ export async function taskView({ id }) {
     h('div', { class: 'two-col' }, formEl, contextPanel(task, detail)));
 }
 
-function roleName(id) {
-  const r = (session.me?.roles || []).find((x) => x.id === id);
-  return r ? label(r, id) : id.charAt(0).toUpperCase() + id.slice(1).replace(/_/g, ' ');
+/** The task's candidate roles by name: the server's catalogue names (`role_names`), else the
+ * caller's own roles, else the id made readable. */
+function roleNames(task) {
+  const named = new Map((task.role_names || []).map((r) => [r.id, r]));
+  return task.roles.map((id) => {
+    const r = named.get(id) || (session.me?.roles || []).find((x) => x.id === id);
+    return r ? label(r, id) : id.charAt(0).toUpperCase() + id.slice(1).replace(/_/g, ' ');
+  });
 }
 
 function contextPanel(task, detail) {

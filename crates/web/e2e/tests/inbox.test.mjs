@@ -243,7 +243,12 @@ describe('the web inbox', () => {
   step('switches to Chinese, remembered for the user, and has the customer sign in Chinese', async () => {
     await switchLanguage('zh');
     await page.getByRole('heading', { level: 1, name: '我的任務' }).waitFor();
-    const me = await api(advisorToken, 'GET', '/me');
+    // The page switches at once and stores the choice in the background: poll for it.
+    let me = await api(advisorToken, 'GET', '/me');
+    for (const deadline = Date.now() + 10000; me.lang !== 'zh' && Date.now() < deadline;) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      me = await api(advisorToken, 'GET', '/me');
+    }
     assert.equal(me.lang, 'zh', 'the choice is stored on the server for this user');
     await page.goto(`${base}/tasks`);
     await row('客戶在維修工單簽字確認').waitFor();
@@ -268,6 +273,10 @@ describe('the web inbox', () => {
     await page.getByRole('heading', { level: 1, name: 'Manager' }).waitFor();
     const order = page.locator('.sec-orders').getByRole('link', { name: PLATE });
     await order.waitFor();
+    // The dealer's open work by role (with the catalogue's role names) and the KPIs the
+    // server computed from the audit trail.
+    await page.locator('.sec-workload .load-role tbody tr').first().waitFor();
+    await page.locator('.sec-kpis .kpi[data-kpi="followup_success_rate"]').waitFor();
     await screenshot(page, 'manager-en');
 
     await order.click();
@@ -278,12 +287,18 @@ describe('the web inbox', () => {
     const dispatch = page.locator('.sec-tasks tbody tr[data-step="dispatch"]');
     await dispatch.waitFor();
     assert.notEqual(await dispatch.locator('.badge.sla').getAttribute('data-sla'), 'overdue');
-    // The diagram: the server's SVG with the current step highlighted (a server that only has
-    // the Mermaid source gets the source and a notice instead).
-    await page.locator('.sec-diagram figure.diagram svg, .sec-diagram .notice').first().waitFor();
-    if (await page.locator('.sec-diagram figure.diagram svg').count()) {
-      await page.locator('figure.diagram svg g.current[data-step="dispatch"]').waitFor();
-    }
+    // The diagram: the server's SVG with exactly the steps where the order stands highlighted
+    // (the dispatch, beside the parts pre-pick on the parallel branch), as the instance's
+    // position says, and the steps already done marked as visited.
+    await page.locator('.sec-diagram figure.diagram svg').waitFor();
+    const current = page.locator('.sec-diagram figure.diagram svg g.current[data-step]');
+    await current.first().waitFor();
+    const highlighted = await current.evaluateAll((nodes) => nodes.map((n) => n.dataset.step).sort());
+    const instanceId = new URL(page.url()).pathname.split('/').pop();
+    const position = (await api(await login('demo.after_sales_manager'), 'GET', `/instances/${instanceId}`)).position;
+    assert.deepEqual(highlighted, position.map((p) => p.step).sort());
+    assert.ok(highlighted.includes('dispatch'), `dispatch is not highlighted: ${highlighted}`);
+    assert.equal(await page.locator('.sec-diagram svg g.visited[data-step="reception"]').count(), 1);
 
     // The dispatch is due five working minutes after authorisation; an hour later it is late.
     const token = await login('demo.after_sales_manager');
