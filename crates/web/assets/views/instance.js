@@ -5,6 +5,8 @@
 import { api, ApiError } from '../api.js';
 import { h, mount } from '../dom.js';
 import { label, lang, t } from '../i18n.js';
+import { render } from '../router.js';
+import { session } from '../session.js';
 import { slaBadge } from '../sla.js';
 import { errorBox, facts, page, priorityBadge, show, time, who } from './common.js';
 
@@ -32,7 +34,7 @@ export async function instanceView({ id }) {
         section('now', t('inst.now'), positionList(inst)),
         section('tasks', t('inst.tasks'), taskTable(inst)),
         section('timers', t('inst.timers'), timerList(inst)),
-        inst.incidents?.length ? section('incidents', t('inst.incidents'), h('ul', {}, inst.incidents.map((i) => h('li', { class: 'incident' }, time(i.at), ' ', i.step, ': ', i.message)))) : null,
+        inst.incidents?.length ? section('incidents', t('inst.incidents'), h('ul', {}, inst.incidents.map((i) => incidentItem(i, inst)))) : null,
         links(inst),
         section('data', t('inst.data'), h('details', {}, h('summary', {}, t('task.data')), facts(Object.entries(inst.data || {}).map(([k, v]) => [k, show(v)]))))),
       h('div', { class: 'col wide' },
@@ -53,6 +55,26 @@ export async function instanceView({ id }) {
   }
   if (audit.status === 'fulfilled') mount(timelineBox, timeline(audit.value, titles));
   else mount(timelineBox, errorBox(audit.reason));
+}
+
+/** An incident, with retry and skip for an administrator of the instance's dealer. */
+function incidentItem(incident, inst) {
+  const me = session.me;
+  const mayResolve = me?.admin && me?.organisation?.kind !== 'hq' && me?.organisation?.id === inst.dealer;
+  const act = (what) => async (ev) => {
+    ev.target.disabled = true;
+    try {
+      await api(`/incidents/${encodeURIComponent(incident.id)}/${what}`, { method: 'POST' });
+      await render();
+    } catch (e) {
+      ev.target.disabled = false;
+      ev.target.after(errorBox(e));
+    }
+  };
+  return h('li', { class: 'incident' }, time(incident.at), ' ', incident.step, ': ', incident.message,
+    mayResolve ? h('span', { class: 'incident-actions' },
+      h('button', { type: 'button', onclick: act('retry') }, t('inst.retry')),
+      h('button', { type: 'button', class: 'secondary', onclick: act('skip') }, t('inst.skip'))) : null);
 }
 
 function section(key, heading, ...content) {

@@ -22,7 +22,9 @@ export async function managerView(params, query) {
   const breaches = h('div', {}, h('p', { class: 'muted' }, t('loading')));
   const kpis = h('div', {}, h('p', { class: 'muted' }, t('loading')));
   const orders = h('div', {}, h('p', { class: 'muted' }, t('loading')));
+  const incidents = h('div', {}, h('p', { class: 'muted' }, t('loading')));
   parts.push(h('div', { class: 'manager-grid' },
+    section('incidents', t('mgr.incidents'), incidents),
     section('breaches', t('mgr.breaches'), breaches),
     section('workload', t('mgr.workload'), workload),
     section('kpis', t('mgr.kpis'), kpis),
@@ -44,6 +46,9 @@ export async function managerView(params, query) {
     apiOptional('/kpis', { query: { ...scope, from: from.toISOString(), to: to.toISOString() } }).then((k) => mount(kpis, k ? kpiView(k) : unavailable()), (e) => mount(kpis, errorBox(e))),
     Promise.all([api('/instances', { query: { ...scope, status: 'running', limit: 50 } }), api('/processes').catch(() => [])])
       .then(([p, procs]) => mount(orders, orderTable(p.items || [], procs)), (e) => mount(orders, errorBox(e))),
+    // Orders stopped by an incident wait for an administrator (retry or skip, on their page).
+    Promise.all([api('/instances', { query: { ...scope, status: 'incident', limit: 50 } }), api('/processes').catch(() => [])])
+      .then(([p, procs]) => mount(incidents, orderTable(p.items || [], procs, 'mgr.noIncidents')), (e) => mount(incidents, errorBox(e))),
   ]);
 }
 
@@ -154,9 +159,9 @@ function roleName(id) {
   return label(r, id);
 }
 
-function orderTable(items, processes) {
+function orderTable(items, processes, empty = 'mgr.noOrders') {
   const titles = new Map((Array.isArray(processes) ? processes : processes?.items || []).map((p) => [p.id, p.title]));
-  if (!items.length) return h('p', { class: 'muted' }, t('mgr.noOrders'));
+  if (!items.length) return h('p', { class: 'muted' }, t(empty));
   return h('div', { class: 'table-wrap' }, h('table', { class: 'compact' },
     h('thead', {}, h('tr', {}, ['col.key', 'col.process', 'col.started'].map((k) => h('th', { scope: 'col' }, t(k))))),
     h('tbody', {}, items.map((i) => h('tr', {},
