@@ -118,6 +118,21 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let new = outcomes.iter().filter(|o| o.new).count();
     eprintln!("deployed {} process(es) from {} pack(s) ({new} new or changed)", outcomes.len(), loaded.packs.len());
 
+    // Packs installed into this database (`pack install`, `POST /api/v1/installations`) bring
+    // their notification templates: install them now, and after every installation.
+    let registry = Arc::new(registry);
+    let on_install = server::InstallHook(Arc::new({
+        let registry = Arc::clone(&registry);
+        move |archive: &packs::Archive| install_templates(&registry, archive)
+    }));
+    for row in store::packs::PackStore::installations(runtime.store(), None, None).await? {
+        let Some(stored) = store::packs::PackStore::archive(runtime.store(), &row.digest).await? else { continue };
+        let installed = packs::Archive::read(&stored.bytes).map_err(|e| e.to_string()).and_then(|a| (on_install.0)(&a));
+        if let Err(e) = installed {
+            eprintln!("warning: the templates of {} {} installed at {}: {e}", row.pack_id, row.version, row.dealer);
+        }
+    }
+
     let org = AnyOrgStore::for_store(runtime.store());
     if args.demo {
         let users = server::demo::ensure(&org, &loaded.catalogue, runtime.clock().now().as_millisecond()).await?;
@@ -137,7 +152,13 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         runtime.clone(),
         org,
         loaded.catalogue,
-        Options { virtual_clock, trusted_keys, manager_roles: args.manager_roles.clone(), ..Options::default() },
+        Options {
+            virtual_clock,
+            trusted_keys,
+            manager_roles: args.manager_roles.clone(),
+            on_install: Some(on_install),
+            ..Options::default()
+        },
     );
     let listener =
         tokio::net::TcpListener::bind(&args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -147,6 +168,18 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("stopping: finishing queued work");
     runtime.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Installs the notification templates an archive carries (`templates/*.yaml`).
+fn install_templates(registry: &plugins::Registry, archive: &packs::Archive) -> Result<(), String> {
+    let files: Vec<(String, String)> = archive
+        .files
+        .iter()
+        .filter(|(path, _)| path.starts_with("templates/"))
+        .map(|(path, bytes)| (path.clone(), String::from_utf8_lossy(bytes).into_owned()))
+        .collect();
+    let root = PathBuf::from(format!("{}-{}.sopack", archive.listing.pack, archive.listing.version));
+    registry.install_templates_from(&archive.listing.pack, &root, &files).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -187,6 +187,42 @@ impl Registry {
         if !diagnostics.is_empty() {
             return Err(Error::Invalid(diagnostics));
         }
+        self.install_parsed(pack, pack_dir, templates)
+    }
+
+    /// As [`Registry::install_templates`], from files held in memory (an archive's
+    /// `templates/*.yaml`, as `(path inside the pack, text)`); `root` names the pack in messages.
+    pub fn install_templates_from(
+        &self,
+        pack: &str,
+        root: &FsPath,
+        files: &[(String, String)],
+    ) -> Result<usize, Error> {
+        let mut templates = Vec::new();
+        let mut diagnostics = Vec::new();
+        let prefix = format!("{}/", template::TEMPLATES_DIR);
+        for (path, text) in files {
+            let is_template = path.strip_prefix(&prefix).is_some_and(|n| n.ends_with(".yaml") || n.ends_with(".yml"));
+            if !is_template {
+                continue;
+            }
+            match template::parse_template(&root.join(path), text) {
+                Ok(t) => templates.push(t),
+                Err(mut d) => diagnostics.append(&mut d),
+            }
+        }
+        if !diagnostics.is_empty() {
+            return Err(Error::Invalid(diagnostics));
+        }
+        self.install_parsed(pack, root, templates)
+    }
+
+    fn install_parsed(
+        &self,
+        pack: &str,
+        pack_dir: &FsPath,
+        templates: Vec<template::Template>,
+    ) -> Result<usize, Error> {
         let n_templates = templates.len();
         let mut installed = self.templates.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         installed.install(pack, templates).map_err(|clash| {

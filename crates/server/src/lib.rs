@@ -44,7 +44,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::Principal;
 pub use error::{Error, InternalCause, PROBLEM_BASE, PackProblem};
-pub use state::{AppState, Catalogue, DEFAULT_MANAGER_ROLES, Options};
+pub use state::{AppState, Catalogue, DEFAULT_MANAGER_ROLES, InstallHook, Options};
 
 /// The API's description; the paths come from the handlers.
 #[derive(OpenApi)]

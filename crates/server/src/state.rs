@@ -89,6 +89,23 @@ pub struct Options {
     /// The roles whose holders manage their dealer: they read every task of it, its workload
     /// and its KPIs (`sopflow serve --manager-roles`).
     pub manager_roles: Vec<String>,
+    /// Told of every archive a dealer installs, after it is recorded and deployed, so that what
+    /// the engine keeps beside the definitions (the notification templates) follows it.
+    pub on_install: Option<InstallHook>,
+}
+
+/// What [`Options::on_install`] runs: given the installed archive; an error is logged (the
+/// installation stands).
+#[derive(Clone)]
+pub struct InstallHook(pub Arc<InstallFn>);
+
+/// The function of an [`InstallHook`].
+pub type InstallFn = dyn Fn(&packs::Archive) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for InstallHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InstallHook")
+    }
 }
 
 /// The manager roles of the standard pack's role catalogue.
@@ -102,6 +119,7 @@ impl Default for Options {
             idempotency_ttl: SignedDuration::from_hours(24),
             trusted_keys: Vec::new(),
             manager_roles: DEFAULT_MANAGER_ROLES.iter().map(|r| r.to_string()).collect(),
+            on_install: None,
         }
     }
 }

@@ -52,3 +52,21 @@ fn a_broken_template_file_is_reported_at_file_line_col() {
         ]
     );
 }
+
+#[test]
+fn an_installed_archives_templates_are_installed_from_memory_and_a_broken_one_refuses_all() {
+    let registry = plugins::Registry::offline();
+    let root = Path::new("visits-2.0.0.sopack");
+    let good = (
+        "templates/apt_confirm.yaml".to_string(),
+        "template: apt_confirm\nchannel: sms\nzh: \"{{name}}您好\"\nen: \"Dear {{name}}\"\n".to_string(),
+    );
+    let other_file = ("visit.yaml".to_string(), "process: visit\n".to_string());
+    let n = registry.install_templates_from("visits", root, &[good.clone(), other_file]).unwrap();
+    assert_eq!(n, 1);
+    assert!(registry.templates().read().unwrap().get("apt_confirm").is_some());
+
+    let broken = ("templates/apt_reminder.yaml".to_string(), "template: apt_reminder\nzh: \"{{\"\n".to_string());
+    let err = registry.install_templates_from("visits", root, &[good, broken]).unwrap_err();
+    assert!(err.to_string().contains("visits-2.0.0.sopack/templates/apt_reminder.yaml"), "{err}");
+}

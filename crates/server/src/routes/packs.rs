@@ -235,6 +235,17 @@ pub async fn install(
     };
     let installed = s.runtime().install_pack(req, &s.options().trusted_keys).await??;
     s.learn(&installed.pack);
+    if let Some(hook) = &s.options().on_install {
+        let archive = s.runtime().store().archive(&installed.row.digest).await?;
+        match archive.map(|a| packs::Archive::read(&a.bytes)) {
+            Some(Ok(archive)) => {
+                if let Err(e) = (hook.0)(&archive) {
+                    tracing::warn!("after installing {}: {e}", installed.row.pack_id);
+                }
+            }
+            _ => tracing::warn!("the archive {} just installed cannot be read back", installed.row.digest),
+        }
+    }
     let dto = InstalledDto {
         installation: installation_dto(installed.row),
         deployed: installed
