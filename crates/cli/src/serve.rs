@@ -125,7 +125,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let registry = Arc::clone(&registry);
         move |archive: &packs::Archive| install_templates(&registry, archive)
     }));
+    // Many dealers install the same archive: read and install each one once.
+    let mut seen = std::collections::HashSet::new();
     for row in store::packs::PackStore::installations(runtime.store(), None, None).await? {
+        if !seen.insert(row.digest.clone()) {
+            continue;
+        }
         let Some(stored) = store::packs::PackStore::archive(runtime.store(), &row.digest).await? else { continue };
         let installed = packs::Archive::read(&stored.bytes).map_err(|e| e.to_string()).and_then(|a| (on_install.0)(&a));
         if let Err(e) = installed {

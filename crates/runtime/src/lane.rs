@@ -74,13 +74,16 @@ pub(crate) struct Command {
     pub(crate) settle: Settle,
     /// A buffered message consumed if the input is applied.
     pub(crate) buffered: Option<i64>,
+    /// Answer with the instance as the command left it ([`Applied::state`]); only callers that
+    /// render it ask, so the other commands do not pay for the copy.
+    pub(crate) keep_state: bool,
     pub(crate) reply: oneshot::Sender<Reply>,
 }
 
 impl Command {
     pub(crate) fn new(op: Op) -> (Command, oneshot::Receiver<Reply>) {
         let (tx, rx) = oneshot::channel();
-        (Command { op, outbox_done: None, settle: Settle::Always, buffered: None, reply: tx }, rx)
+        (Command { op, outbox_done: None, settle: Settle::Always, buffered: None, keep_state: false, reply: tx }, rx)
     }
 }
 
@@ -412,7 +415,7 @@ impl Lane {
                 let (mut change, head) =
                     convert::change_for(&process, None, &t.instance, &t.effects, &t.events, about, now)?;
                 change.outbox_done.extend(cmd.outbox_done);
-                let applied = Applied::of(&t.instance, t.events);
+                let applied = Applied::of(&t.instance, t.events, cmd.keep_state);
                 let entry = Entry { instance: t.instance, head, process };
                 Ok(Prepared { change: Some(change), reply: Ok(applied), entry: Some((start.id.clone(), entry)) })
             }
@@ -452,7 +455,7 @@ impl Lane {
                 )?;
                 change.outbox_done.extend(cmd.outbox_done);
                 let id = moved.instance.id.clone();
-                let applied = Applied::of(&moved.instance, moved.events);
+                let applied = Applied::of(&moved.instance, moved.events, cmd.keep_state);
                 let entry = Entry { instance: moved.instance, head, process: to };
                 Ok(Prepared { change: Some(change), reply: Ok(applied), entry: Some((id, entry)) })
             }
@@ -500,7 +503,7 @@ impl Lane {
         if t.events.is_empty() && t.instance.revision == entry.instance.revision {
             // Nothing happened (e.g. claiming one's own task again): nothing to write.
             let change = cmd.outbox_done.map(|seq| Change { outbox_done: vec![seq], ..Change::default() });
-            return Ok(Prepared { change, reply: Ok(Applied::of(&t.instance, t.events)), entry: None });
+            return Ok(Prepared { change, reply: Ok(Applied::of(&t.instance, t.events, cmd.keep_state)), entry: None });
         }
         let about = convert::describe(&entry.process, &entry.instance, input, idempotency_key);
         let (mut change, head) = convert::change_for(
@@ -515,7 +518,7 @@ impl Lane {
         change.outbox_done.extend(cmd.outbox_done);
         change.buffered_taken.extend(cmd.buffered);
         let id = t.instance.id.clone();
-        let applied = Applied::of(&t.instance, t.events);
+        let applied = Applied::of(&t.instance, t.events, cmd.keep_state);
         let entry = Entry { instance: t.instance, head, process: entry.process };
         Ok(Prepared { change: Some(change), reply: Ok(applied), entry: Some((id, entry)) })
     }

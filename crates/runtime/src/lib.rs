@@ -171,20 +171,20 @@ pub struct Applied {
     /// The command repeated an earlier one with the same idempotency key; nothing new
     /// happened.
     pub duplicate: bool,
-    /// The instance as the command left it (not for a duplicate): callers that answer with the
-    /// instance need not read it back from the store.
+    /// The instance as the command left it, for the commands that ask for it (a completion; not
+    /// a duplicate): callers that answer with the instance need not read it back from the store.
     pub state: Option<Arc<Instance>>,
 }
 
 impl Applied {
-    fn of(instance: &Instance, events: Vec<Event>) -> Applied {
+    fn of(instance: &Instance, events: Vec<Event>, keep_state: bool) -> Applied {
         Applied {
             instance: instance.id.clone(),
             revision: instance.revision,
             events,
             ended: instance.is_ended(),
             duplicate: false,
-            state: Some(Arc::new(instance.clone())),
+            state: keep_state.then(|| Arc::new(instance.clone())),
         }
     }
 
@@ -626,7 +626,10 @@ impl Runtime {
     /// succeeded answers the first result again (marked `duplicate`).
     pub async fn complete(&self, task: &str, by: User, form: Value, idempotency_key: Option<String>) -> Reply {
         let input = Input::Complete { task: task.into(), by, form };
-        self.inner.call(Op::Input { instance: instance_of(task).into(), input, idempotency_key }).await
+        let (mut cmd, rx) = Command::new(Op::Input { instance: instance_of(task).into(), input, idempotency_key });
+        cmd.keep_state = true;
+        self.inner.submit(cmd).await?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
     }
 
     /// Delivers a message from outside to the dealer's instances waiting for it, or buffers it.

@@ -12,7 +12,8 @@ runtime_test!(a_service_order_runs_to_its_end_with_a_verified_audit_trail, |env|
     let rt = env.open().await;
     let out = rt.deploy(&[process(SERVICE)], "", Actor::System).await.unwrap();
     assert!(out[0].new);
-    start(&rt, "service", "s1", "粤A12345").await;
+    let started = start(&rt, "service", "s1", "粤A12345").await;
+    assert!(started.state.is_none(), "only a completion carries the instance");
 
     let inbox = rt
         .inbox_page(&InboxQuery {
@@ -29,7 +30,11 @@ runtime_test!(a_service_order_runs_to_its_end_with_a_verified_audit_trail, |env|
     assert_eq!(inbox[0].due_at, Some(t0().as_millisecond() + 3_600_000));
 
     let task = inbox[0].id.clone();
-    applied(rt.complete(&task, advisor("u1"), json!({}), None).await);
+    let completed = applied(rt.complete(&task, advisor("u1"), json!({}), None).await);
+    // A completion answers with the instance it left (the inbox renders it); other commands
+    // do not carry the copy.
+    let after = completed.state.as_deref().expect("a completion carries the instance");
+    assert_eq!((after.revision, after.tasks.len()), (completed.revision, 0));
     // The notification runs from the outbox; then the instance waits for its cool-down timer.
     eventually("the instance waits at cool_down", || async {
         let v = rt.instance("s1").await.unwrap().unwrap();
