@@ -12,14 +12,29 @@ use model::{Diagnostic, FsFiles};
 /// Load options for the design-time commands: the actions and guard helpers of the built-ins
 /// and the script plugins (see `crate::plugins::design_registry`).
 pub fn load_options() -> model::Options {
-    let registry = crate::plugins::design_registry();
+    load_options_for(None)
+}
+
+/// As [`load_options`], with the plugins the pack in `pack` brings (`<pack>/plugins/`); their
+/// problems are printed.
+pub fn load_options_for(pack: Option<&Path>) -> model::Options {
+    let (options, problems) = load_options_checked(pack);
+    print_diagnostics(&problems);
+    options
+}
+
+/// As [`load_options_for`], answering the problems of the pack's plugins (which are then left
+/// out) instead of printing them.
+pub fn load_options_checked(pack: Option<&Path>) -> (model::Options, Vec<Diagnostic>) {
+    let (registry, problems) = crate::plugins::design_registry(pack);
     let limits = script::Limits::default();
     let sandbox = registry.guard_sandbox(limits.clone()).unwrap_or_else(|_| script::Sandbox::new(limits));
-    model::Options {
+    let options = model::Options {
         actions: Some(registry.action_names()),
         sandbox: std::sync::Arc::new(sandbox),
         ..model::Options::default()
-    }
+    };
+    (options, problems)
 }
 
 #[derive(Debug, Args)]
@@ -110,9 +125,11 @@ fn print_diagnostics(diagnostics: &[Diagnostic]) {
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let (packs, _) = resolve(&args.paths)?;
-    let options = load_options();
     let (mut errors, mut warnings, mut processes) = (0, 0, 0);
     for dir in &packs {
+        let (options, plugin_problems) = load_options_checked(Some(dir));
+        print_diagnostics(&plugin_problems);
+        errors += plugin_problems.len();
         let pack = model::load_pack(dir, &FsFiles, &options);
         print_diagnostics(&pack.diagnostics);
         errors += pack.diagnostics.iter().filter(|d| d.is_error()).count();
@@ -126,7 +143,6 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
 
 pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
     let (packs, scenarios) = resolve(&args.paths)?;
-    let options = load_options();
     let snapshots = if args.bless { testkit::Snapshots::Bless } else { testkit::Snapshots::Check };
     let (mut passed, mut failed) = (0, 0);
     let mut uncovered = Vec::new();
@@ -134,7 +150,7 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
     for dir in &packs {
         let only: Vec<PathBuf> = scenarios.iter().filter(|s| s.starts_with(dir)).cloned().collect();
         let only = if only.is_empty() { None } else { Some(only.as_slice()) };
-        let report = testkit::run_pack(dir, &options, snapshots, only);
+        let report = testkit::run_pack(dir, &load_options_for(Some(dir)), snapshots, only);
         print_diagnostics(&report.diagnostics);
         for r in &report.results {
             match &r.status {
@@ -168,7 +184,6 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
 
 pub fn graph(args: &GraphArgs) -> anyhow::Result<ExitCode> {
     let files = FsFiles;
-    let options = load_options();
     let as_path = PathBuf::from(&args.process);
     let (dirs, wanted) = if as_path.is_file() {
         let dir = model::pack_dir_of(&as_path, &files).context("the file is not inside a pack")?;
@@ -182,7 +197,7 @@ pub fn graph(args: &GraphArgs) -> anyhow::Result<ExitCode> {
         (model::find_packs(&args.packs, &files), args.process.clone())
     };
     for dir in dirs {
-        let pack = model::load_pack(&dir, &files, &options);
+        let pack = model::load_pack(&dir, &files, &load_options_for(Some(&dir)));
         if let Some(p) = pack.process(&wanted) {
             let opts = model::mermaid::Options { lang: args.lang.clone(), highlight: args.highlight.clone() };
             print!("{}", model::mermaid::flowchart(p, &opts));

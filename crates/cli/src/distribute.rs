@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use machine::Actor;
@@ -163,12 +164,31 @@ pub fn install(args: InstallArgs<'_>) -> anyhow::Result<ExitCode> {
             ArchiveSource::Url { url, token } => download(url, token.as_deref()).await?,
         };
         let mut config = Config::new(args.database);
-        config.model = crate::design::load_options();
+        let store = store_sqlx::open(args.database, &config.store)
+            .await
+            .with_context(|| format!("cannot open the database {}", args.database))?;
+        // The plugins the pack brings are checked with those of the packs installed before.
+        let stock =
+            Arc::new(store_sqlx::AnyInventory::for_store(&store)) as Arc<dyn plugins::inventory::InventoryStore>;
+        let dir = std::env::var_os("SOPFLOW_PLUGINS").map_or_else(|| PathBuf::from("plugins"), PathBuf::from);
+        let config_file = std::env::var_os("SOPFLOW_PLUGINS_CONFIG").map(PathBuf::from);
+        let builder = crate::plugins::builder_with(&dir, config_file.as_deref(), Some(stock))?;
+        let host = crate::plugins::with_installed_packs(builder, model::Options::default(), &store).await?;
+        let set = host.current().map_err(|d| {
+            anyhow::anyhow!(
+                "the plugins do not fit together:\n{}",
+                d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            )
+        })?;
+        config.model = (*set.model).clone();
+        config.actions = (*set.actions).clone();
+        config.pack_plugins = Some(host);
         // Installing deploys definitions; firing timers or performing effects is `serve`'s work.
         config.run_timers = false;
         config.run_outbox = false;
-        let runtime =
-            Runtime::open(config).await.with_context(|| format!("cannot open the database {}", args.database))?;
+        let runtime = Runtime::with_store(store, config)
+            .await
+            .with_context(|| format!("cannot open the database {}", args.database))?;
         let request = InstallRequest {
             dealer: args.dealer.to_string(),
             source: Source::Archive(bytes),

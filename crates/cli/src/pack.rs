@@ -13,8 +13,9 @@ use model::{Diagnostic, FsFiles};
 use packs::archive::{Archive, EXTENSION};
 use packs::{OverlayFile, Pack, PublicKey, SecretKey};
 
-use crate::design::load_options;
+use crate::design::{load_options, load_options_checked, load_options_for};
 use crate::distribute::{self, ArchiveSource, InstallArgs};
+use crate::plugins::options_for_archive;
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
@@ -268,9 +269,8 @@ fn write_archive(archive: &Archive, path: &Path) -> anyhow::Result<()> {
 /// A pack from a folder or an archive. An archive is always checked against its listing; with
 /// `--trust` keys, its signature too.
 fn load(path: &Path, trust: &[String]) -> anyhow::Result<Pack> {
-    let options = load_options();
     if path.is_dir() {
-        return Pack::load(path, &FsFiles, &options).map_err(fail);
+        return Pack::load(path, &FsFiles, &load_options_for(Some(path))).map_err(fail);
     }
     let archive = read_archive(path)?;
     if trust.is_empty() {
@@ -279,7 +279,7 @@ fn load(path: &Path, trust: &[String]) -> anyhow::Result<Pack> {
     } else {
         archive.verify(&trusted(trust)?).map_err(fail)?;
     }
-    archive.load(path, &options).map_err(fail)
+    archive.load(path, &options_for_archive(&archive, path)?).map_err(fail)
 }
 
 fn read_overlay(path: &Path) -> anyhow::Result<OverlayFile> {
@@ -287,7 +287,14 @@ fn read_overlay(path: &Path) -> anyhow::Result<OverlayFile> {
 }
 
 fn build(dir: &Path, output: Option<&Path>, key: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let mut archive = Archive::build(dir, &FsFiles, &load_options()).map_err(fail)?;
+    let (options, plugin_problems) = load_options_checked(Some(dir));
+    if !plugin_problems.is_empty() {
+        for d in &plugin_problems {
+            eprintln!("{d}");
+        }
+        anyhow::bail!("the pack's plugins have {} problem(s); nothing was built", plugin_problems.len());
+    }
+    let mut archive = Archive::build(dir, &FsFiles, &options).map_err(fail)?;
     if let Some(key) = key {
         archive.sign(&read_key(key)?).map_err(fail)?;
     }
@@ -352,7 +359,7 @@ fn verify(path: &Path, trust: &[String]) -> anyhow::Result<ExitCode> {
     let archive = read_archive(path)?;
     let signer = archive.verify(&trusted(trust)?).map_err(fail)?;
     // A signed archive may still hold an invalid pack (built by other means); load it too.
-    let pack = archive.load(path, &load_options()).map_err(fail)?;
+    let pack = archive.load(path, &options_for_archive(&archive, path)?).map_err(fail)?;
     println!(
         "ok: {} is {} {}, unaltered (digest {}), signed by the trusted key {signer}; {} process(es)",
         path.display(),
@@ -368,7 +375,7 @@ fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
     let archive = read_archive(path)?;
     let l = &archive.listing;
     println!("pack      {} {}", l.pack, l.version);
-    match archive.load(path, &load_options()) {
+    match options_for_archive(&archive, path).and_then(|o| archive.load(path, &o).map_err(fail)) {
         Ok(pack) => {
             let m = &pack.manifest;
             println!("title     {} / {}", m.title.text("zh"), m.title.text("en"));

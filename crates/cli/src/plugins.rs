@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use plugin_api::Capability;
-use plugins::{PluginsConfig, Registry, Secrets};
+use plugins::{PluginsConfig, Registry, RegistryBuilder, Secrets};
+use runtime::PackPlugins;
 
 #[derive(Debug, Args)]
 pub struct PluginsArgs {
@@ -73,8 +75,17 @@ pub fn load(dir: &Path, config: Option<&Path>) -> anyhow::Result<Registry> {
 pub fn load_with(
     dir: &Path,
     config: Option<&Path>,
-    inventory: Option<std::sync::Arc<dyn plugins::inventory::InventoryStore>>,
+    inventory: Option<Arc<dyn plugins::inventory::InventoryStore>>,
 ) -> anyhow::Result<Registry> {
+    Ok(builder_with(dir, config, inventory)?.build()?)
+}
+
+/// What [`load_with`] builds, kept to be built again with the plugins packs bring.
+pub fn builder_with(
+    dir: &Path,
+    config: Option<&Path>,
+    inventory: Option<Arc<dyn plugins::inventory::InventoryStore>>,
+) -> anyhow::Result<RegistryBuilder> {
     let config = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -88,16 +99,69 @@ pub fn load_with(
     if let Some(table) = inventory {
         builder = builder.inventory(table);
     }
-    Ok(builder.build()?)
+    Ok(builder)
 }
 
-/// The registry `validate`, `test` and `graph` check against: the built-ins and the plugins
-/// of `SOPFLOW_PLUGINS` (default `plugins/`). A broken plugin is reported and left out.
-pub fn design_registry() -> Registry {
-    let dir = std::env::var_os("SOPFLOW_PLUGINS").map_or_else(|| PathBuf::from("plugins"), PathBuf::from);
-    let config = std::env::var_os("SOPFLOW_PLUGINS_CONFIG").map(PathBuf::from);
-    load(&dir, config.as_deref()).unwrap_or_else(|e| {
+/// The configured plugins with those of every pack installed in `store`, as the runtime keeps
+/// them. A pack whose plugins no longer load is reported and left out.
+pub async fn with_installed_packs(
+    builder: RegistryBuilder,
+    model: model::Options,
+    store: &runtime::AnyStore,
+) -> anyhow::Result<Arc<PackPlugins>> {
+    let host = Arc::new(PackPlugins::new(builder, model));
+    for problem in host.restore(store).await? {
+        eprintln!("warning: {problem}");
+    }
+    Ok(host)
+}
+
+fn render(diagnostics: &[model::Diagnostic]) -> String {
+    diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// Load options for the design-time commands with the plugins an archive brings (which its
+/// processes may use): the design registry's, plus the archive's.
+pub fn options_for_archive(archive: &packs::Archive, root: &Path) -> anyhow::Result<model::Options> {
+    let host = PackPlugins::new(design_base().0, model::Options::default());
+    let plugins = host.read(archive, root).map_err(|d| anyhow::anyhow!("{}", render(&d)))?;
+    let set = host.with(&archive.listing.pack, &plugins).map_err(|d| anyhow::anyhow!("{}", render(&d)))?;
+    Ok((*set.model).clone())
+}
+
+/// The registry `validate`, `test` and `graph` check against: the built-ins, the plugins of
+/// `SOPFLOW_PLUGINS` (default `plugins/`) and, given a pack folder, the plugins it brings
+/// (`<pack>/plugins/`), with the problems of the pack's plugins (which are then left out). A
+/// broken configured plugin is reported and leaves only the built-ins.
+pub fn design_registry(pack: Option<&Path>) -> (Registry, Vec<model::Diagnostic>) {
+    let (base, configured) = design_base();
+    let own = pack.map(|p| p.join(packs::archive::PLUGINS_DIR)).filter(|d| d.is_dir() && !same_dir(d, &configured));
+    let mut problems = Vec::new();
+    if let Some(own) = own {
+        match base.clone().plugins_dir(own).build() {
+            Ok(registry) => return (registry, problems),
+            Err(plugins::Error::Invalid(d)) => problems = d,
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+    let registry = base.build().unwrap_or_else(|e| {
         eprintln!("warning: the plugins are not loaded, only the built-in actions are known:\n{e:#}");
         Registry::offline()
-    })
+    });
+    (registry, problems)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+/// The configured plugins (`SOPFLOW_PLUGINS`, `SOPFLOW_PLUGINS_CONFIG`) and their folder.
+fn design_base() -> (RegistryBuilder, PathBuf) {
+    let dir = std::env::var_os("SOPFLOW_PLUGINS").map_or_else(|| PathBuf::from("plugins"), PathBuf::from);
+    let config = std::env::var_os("SOPFLOW_PLUGINS_CONFIG").map(PathBuf::from);
+    let builder = builder_with(&dir, config.as_deref(), None).unwrap_or_else(|e| {
+        eprintln!("warning: the plugin configuration is not used:\n{e:#}");
+        Registry::builder(PluginsConfig::default()).plugins_dir(&dir)
+    });
+    (builder, dir)
 }

@@ -73,18 +73,29 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let store_options = store_sqlx::Options { pg_schema: args.pg_schema.clone(), ..store_sqlx::Options::default() };
     let store = store_sqlx::open(&args.db, &store_options).await.with_context(|| format!("cannot open {}", args.db))?;
     let stock = store_sqlx::AnyInventory::for_store(&store);
-    let registry = crate::plugins::load_with(
+    let mut builder = crate::plugins::builder_with(
         &args.plugins,
         args.plugins_config.as_deref(),
         Some(Arc::new(stock.clone()) as Arc<dyn plugins::inventory::InventoryStore>),
     )?;
-    let limits = script::Limits::default();
-    let sandbox = registry.guard_sandbox(limits.clone()).unwrap_or_else(|_| script::Sandbox::new(limits));
-    let model_options = model::Options {
-        actions: Some(registry.action_names()),
-        sandbox: Arc::new(sandbox),
-        ..model::Options::default()
-    };
+    // Pack folders under `--packs` may bring plugins too (`<pack>/plugins/<name>/`).
+    for dir in args.packs.iter().flat_map(|p| model::find_packs(p, &model::FsFiles)) {
+        let own = dir.join(packs::archive::PLUGINS_DIR);
+        if own.is_dir() {
+            builder = builder.plugins_dir(own);
+        }
+    }
+    // The configured plugins must load; those of installed packs are reported and left out.
+    builder.clone().build()?;
+    let pack_plugins = crate::plugins::with_installed_packs(builder, model::Options::default(), &store).await?;
+    let plugin_set = pack_plugins.current().map_err(|d| {
+        anyhow!(
+            "the plugins do not fit together:\n{}",
+            d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        )
+    })?;
+    let registry = Arc::clone(&plugin_set.registry);
+    let model_options = (*plugin_set.model).clone();
 
     let trusted_keys = crate::pack::trusted(&args.trust)?;
     let loaded = server::packs::load(&args.packs, &model_options);
@@ -96,14 +107,10 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .install_templates(pack, dir)
             .with_context(|| format!("cannot install the notification templates of {}", dir.display()))?;
     }
-    let mut actions = runtime::ActionRegistry::with_builtins();
-    for action in registry.actions().values() {
-        actions.register(Arc::clone(action)).map_err(|e| anyhow!("{e}"))?;
-    }
-
     let mut config = Config::new(args.db.clone());
     config.model = model_options;
-    config.actions = actions;
+    config.actions = (*plugin_set.actions).clone();
+    config.pack_plugins = Some(pack_plugins);
     config.topics = registry.topic_schemas();
     let dispatch = &registry.config().dispatch;
     config.action_timeout = std::time::Duration::from_secs(dispatch.timeout_secs.max(1));
@@ -120,7 +127,6 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
     // Packs installed into this database (`pack install`, `POST /api/v1/installations`) bring
     // their notification templates: install them now, and after every installation.
-    let registry = Arc::new(registry);
     let on_install = server::InstallHook(Arc::new({
         let registry = Arc::clone(&registry);
         move |archive: &packs::Archive| install_templates(&registry, archive)

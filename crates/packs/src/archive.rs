@@ -38,6 +38,9 @@ use crate::{Error, Pack};
 pub const LISTING: &str = "sopflow-pack.json";
 /// The name of the signature entry.
 pub const SIGNATURE: &str = "signature.json";
+/// The folder of a pack's script plugins (`plugins/<name>/plugin.yaml` and its scripts).
+pub const PLUGINS_DIR: &str = "plugins";
+
 /// The folder of the pack's files inside the archive.
 pub const CONTENT: &str = "pack";
 /// The format written into every listing.
@@ -241,7 +244,8 @@ fn entries_of(files: &BTreeMap<String, Vec<u8>>) -> Vec<Entry> {
 impl Archive {
     /// Builds an archive from a pack folder. The pack must validate without errors (warnings are
     /// allowed); it then holds the manifest, every process file, the forms the processes use,
-    /// the templates under `templates/` and the scripts the manifest names.
+    /// the templates under `templates/`, the script plugins under `plugins/` and the scripts
+    /// the manifest names.
     pub fn build(dir: &Path, files: &dyn Files, options: &model::Options) -> Result<Archive, Error> {
         let pack = Pack::load(dir, files, options)?;
         let read = |path: &Path| files.read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source });
@@ -266,6 +270,19 @@ impl Archive {
                 let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
                 if let (true, Some(name)) = (is_yaml, path.file_name().and_then(|n| n.to_str())) {
                     content.insert(format!("templates/{name}"), read(&path)?.into_bytes());
+                }
+            }
+        }
+        // Script plugins the pack brings: `plugins/<name>/plugin.yaml` and the scripts beside it.
+        let plugins = dir.join(PLUGINS_DIR);
+        if files.exists(&plugins) {
+            for folder in files.subdirs(&plugins).map_err(|source| Error::Io { path: plugins.clone(), source })? {
+                let Some(plugin) = folder.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+                for path in files.list(&folder).map_err(|source| Error::Io { path: folder.clone(), source })? {
+                    let wanted = path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "rhai");
+                    if let (true, Some(name)) = (wanted, path.file_name().and_then(|n| n.to_str())) {
+                        content.insert(format!("{PLUGINS_DIR}/{plugin}/{name}"), read(&path)?.into_bytes());
+                    }
                 }
             }
         }

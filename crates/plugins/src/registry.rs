@@ -69,13 +69,17 @@ pub struct Registry {
     config: PluginsConfig,
 }
 
-/// Assembles a [`Registry`].
+/// Assembles a [`Registry`]. A builder can be kept and built again (with other script plugins,
+/// e.g. those a pack brings when it is installed): registries built from clones of one builder
+/// share its templates and its stock table.
+#[derive(Clone)]
 pub struct RegistryBuilder {
     config: PluginsConfig,
     secrets: Secrets,
     inventory: Option<Arc<dyn InventoryStore>>,
     templates: Option<Arc<RwLock<Templates>>>,
     plugin_dirs: Vec<PathBuf>,
+    loaded: Vec<ScriptPlugin>,
     limits: script::Limits,
     extra: Vec<Arc<dyn Action>>,
 }
@@ -98,6 +102,7 @@ impl Registry {
             inventory: None,
             templates: None,
             plugin_dirs: Vec::new(),
+            loaded: Vec::new(),
             limits: script::Limits::default(),
             extra: Vec::new(),
         }
@@ -294,6 +299,26 @@ impl RegistryBuilder {
         self
     }
 
+    /// Script plugins loaded elsewhere ([`script_plugin::load_dir_from`], e.g. from a pack
+    /// archive); they are registered after those of the folders, in the order given.
+    pub fn script_plugins(mut self, plugins: impl IntoIterator<Item = ScriptPlugin>) -> Self {
+        self.loaded.extend(plugins);
+        self
+    }
+
+    /// Makes the templates and the stock table explicit, so that every registry built from
+    /// this builder (or its clones) shares them instead of starting empty.
+    pub fn shared(mut self) -> Self {
+        self.templates.get_or_insert_with(Arc::default);
+        self.inventory.get_or_insert_with(|| Arc::new(MemoryInventory::new()));
+        self
+    }
+
+    /// The sandbox limits of plugin scripts (the same ones apply to plugins loaded elsewhere).
+    pub fn limits_of(&self) -> &script::Limits {
+        &self.limits
+    }
+
     /// The sandbox limits of plugin scripts (default: those of guards).
     pub fn limits(mut self, limits: script::Limits) -> Self {
         self.limits = limits;
@@ -380,6 +405,7 @@ impl RegistryBuilder {
             diagnostics.append(&mut problems);
             loaded.extend(plugins);
         }
+        loaded.extend(self.loaded);
         let mut helper_names: BTreeMap<String, String> = BTreeMap::new();
         for plugin in loaded {
             let granted = script_plugin::effective(&plugin.declared, config.granted(&plugin.name));

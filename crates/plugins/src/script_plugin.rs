@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use model::validate::{Files, FsFiles};
 use model::yaml::Path;
 use model::{Code, Diagnostic};
 use plugin_api::{Action, ActionInfo, BoxFuture, Capability, HelperInfo, Invocation};
@@ -125,13 +126,16 @@ impl ScriptPlugin {
 /// Loads every plugin in `dir` (each subfolder with a `plugin.yaml`). A plugin with any error is
 /// left out; all diagnostics are returned.
 pub fn load_dir(dir: &FsPath, limits: &Limits) -> (Vec<ScriptPlugin>, Vec<Diagnostic>) {
+    load_dir_from(dir, &FsFiles, limits)
+}
+
+/// As [`load_dir`], reading through `files` (e.g. the files of a pack archive held in memory).
+pub fn load_dir_from(dir: &FsPath, files: &dyn Files, limits: &Limits) -> (Vec<ScriptPlugin>, Vec<Diagnostic>) {
     let mut plugins = Vec::new();
     let mut diagnostics = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return (plugins, diagnostics) };
-    let mut folders: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
-    folders.sort();
-    for folder in folders.into_iter().filter(|f| f.join(MANIFEST).is_file()) {
-        match load(&folder, limits) {
+    let Ok(folders) = files.subdirs(dir) else { return (plugins, diagnostics) };
+    for folder in folders.into_iter().filter(|f| files.exists(&f.join(MANIFEST))) {
+        match load_from(&folder, files, limits) {
             Ok(plugin) => plugins.push(plugin),
             Err(mut d) => diagnostics.append(&mut d),
         }
@@ -141,8 +145,13 @@ pub fn load_dir(dir: &FsPath, limits: &Limits) -> (Vec<ScriptPlugin>, Vec<Diagno
 
 /// Loads the plugin in `dir`.
 pub fn load(dir: &FsPath, limits: &Limits) -> Result<ScriptPlugin, Vec<Diagnostic>> {
+    load_from(dir, &FsFiles, limits)
+}
+
+/// As [`load`], reading through `files`.
+pub fn load_from(dir: &FsPath, files: &dyn Files, limits: &Limits) -> Result<ScriptPlugin, Vec<Diagnostic>> {
     let path = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = files.read(&path).map_err(|e| {
         vec![Diagnostic::new(Code::BadPlugin, &path, model::yaml::Span::new(1, 1), format!("cannot read: {e}"))]
     })?;
     let file = YamlFile::parse(&path, &text).map_err(|d| vec![d])?;
@@ -182,7 +191,7 @@ pub fn load(dir: &FsPath, limits: &Limits) -> Result<ScriptPlugin, Vec<Diagnosti
         if let Some(done) = scripts.get(name) {
             return done.clone();
         }
-        let compiled = compile_script(dir, name, limits, &file, &at, problems);
+        let compiled = compile_script(dir, files, name, limits, &file, &at, problems);
         scripts.insert(name.to_owned(), compiled.clone());
         compiled
     };
@@ -262,7 +271,7 @@ pub fn load(dir: &FsPath, limits: &Limits) -> Result<ScriptPlugin, Vec<Diagnosti
     }
     for (script, functions) in &helper_scripts {
         let script_path = dir.join(script);
-        let source = std::fs::read_to_string(&script_path).unwrap_or_default();
+        let source = files.read(&script_path).unwrap_or_default();
         for signature in functions.signatures() {
             if !raw.helpers.contains_key(&signature.name) {
                 problems.push(Diagnostic::new(
@@ -305,6 +314,7 @@ pub fn load(dir: &FsPath, limits: &Limits) -> Result<ScriptPlugin, Vec<Diagnosti
 
 fn compile_script(
     dir: &FsPath,
+    files: &dyn Files,
     name: &str,
     limits: &Limits,
     manifest: &YamlFile,
@@ -325,7 +335,7 @@ fn compile_script(
         return None;
     }
     let path = dir.join(name);
-    let source = match std::fs::read_to_string(&path) {
+    let source = match files.read(&path) {
         Ok(s) => s,
         Err(e) => {
             problems.push(manifest.at(Code::BadPlugin, at, format!("cannot read `{name}`: {e}")));

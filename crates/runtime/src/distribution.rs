@@ -8,11 +8,14 @@
 //! every conflict at its `file:line:col`. This module loads what is installed from the store,
 //! records, and deploys, in this order:
 //!
-//! 1. plan with [`packs::install()`]: a refusal here writes nothing and deploys nothing;
+//! 1. load the script plugins the archive brings under `plugins/` with the engine's other
+//!    plugins ([`crate::pack_plugins`]) and plan with [`packs::install()`] under them: a
+//!    refusal here (a broken plugin, an invalid pack, an overlay that does not apply) writes
+//!    nothing and deploys nothing;
 //! 2. record the installation with its audit entry (one transaction), refused when someone else
 //!    installed the pack at the dealer in between;
-//! 3. deploy the effective processes for the dealer ([`Runtime::deploy`]; running instances
-//!    stay on the definition they started on).
+//! 3. swap in the plugins, then deploy the effective processes for the dealer
+//!    ([`Runtime::deploy`]; running instances stay on the definition they started on).
 //!
 //! Recording before deploying means two concurrent installations never both deploy. If the
 //! deployment fails after the record (the database went away), installing the same archive
@@ -23,10 +26,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use machine::Actor;
 use model::Diagnostic;
-use packs::archive::{Archive, EXTENSION};
+use packs::archive::{Archive, EXTENSION, PLUGINS_DIR};
 use packs::upgrade::ProcessChange;
 use packs::{Deviation, OverlayFile, Pack, PublicKey};
 use serde_json::json;
@@ -35,7 +39,8 @@ use store::audit::Draft;
 use store::packs::{ArchiveRow, InstallationRow, PackStore, PublicationRow, Published, Recorded};
 
 use crate::clock::ms;
-use crate::{DeployOutcome, Error, Runtime};
+use crate::{DeployOutcome, Error, PluginSet, Runtime};
+use plugins::script_plugin::ScriptPlugin;
 
 /// Why a publication or an installation was refused. Nothing was stored or deployed.
 #[derive(Debug, thiserror::Error)]
@@ -184,14 +189,8 @@ pub fn stored_overlay_path(dealer: &str) -> PathBuf {
     PathBuf::from(format!("overlays/{dealer}.yaml"))
 }
 
-/// Loads the pack of an archive the store kept (its integrity is checked again; its signer
-/// was checked when it was stored).
-pub fn stored_pack(bytes: &[u8], options: &model::Options) -> Result<Pack, packs::Error> {
-    let archive = Archive::read(bytes)?;
-    archive.load(&archive_root(&archive), options)
-}
-
-fn archive_root(archive: &Archive) -> PathBuf {
+/// The name an archive's files are shown under in diagnostics (`<pack>-<version>.sopack`).
+pub fn archive_root(archive: &Archive) -> PathBuf {
     PathBuf::from(format!("{}-{}.{EXTENSION}", archive.listing.pack, archive.listing.version))
 }
 
@@ -208,6 +207,44 @@ fn actor_name(by: &Actor) -> String {
 }
 
 impl Runtime {
+    /// The plugins the engine would run with once the archive's pack is installed, when the
+    /// pack brings plugins (or replaces a version that did), with those it brings; `None`
+    /// when the pack changes nothing of the plugins. A broken plugin refuses the pack.
+    fn plugins_for(&self, archive: &Archive) -> Result<Option<(PluginSet, Vec<ScriptPlugin>)>, packs::Error> {
+        let root = archive_root(archive);
+        let pack = &archive.listing.pack;
+        let Some(host) = self.pack_plugins() else {
+            let prefix = format!("{PLUGINS_DIR}/");
+            if archive.files.keys().any(|p| p.starts_with(&prefix)) {
+                let diagnostic = Diagnostic::new(
+                    model::Code::BadPlugin,
+                    &root.join(PLUGINS_DIR),
+                    model::yaml::Span::new(1, 1),
+                    "this engine does not load plugins from packs",
+                );
+                return Err(packs::Error::Invalid { diagnostics: vec![diagnostic] });
+            }
+            return Ok(None);
+        };
+        let plugins = host.read(archive, &root).map_err(|diagnostics| packs::Error::Invalid { diagnostics })?;
+        if plugins.is_empty() && !host.has(pack) {
+            return Ok(None);
+        }
+        let set = host.with(pack, &plugins).map_err(|diagnostics| packs::Error::Invalid { diagnostics })?;
+        Ok(Some((set, plugins)))
+    }
+
+    /// Loads the pack of an archive the store kept (its integrity is checked again; its signer
+    /// was checked when it was stored), with the plugins it brings.
+    pub fn stored_pack(&self, bytes: &[u8]) -> Result<Pack, packs::Error> {
+        let archive = Archive::read(bytes)?;
+        let options = match self.plugins_for(&archive)? {
+            Some((set, _)) => set.model,
+            None => self.model_options(),
+        };
+        archive.load(&archive_root(&archive), &options)
+    }
+
     /// Publishes a signed archive: verifies it against `trusted`, loads its pack, stores the
     /// archive and the publication with an audit entry on the chain `hq:<organisation>`.
     /// Publishing the same archive again changes nothing.
@@ -223,7 +260,12 @@ impl Runtime {
         }
         let checked = Archive::parse(bytes).and_then(|a| {
             let signer = a.verify(trusted)?;
-            let pack = a.load(&archive_root(&a), self.model_options())?;
+            // A pack that brings plugins is checked with them (its processes may use them).
+            let options = match self.plugins_for(&a)? {
+                Some((set, _)) => set.model,
+                None => self.model_options(),
+            };
+            let pack = a.load(&archive_root(&a), &options)?;
             Ok((a, signer, pack))
         });
         let (archive, signer, pack) = match checked {
@@ -271,7 +313,6 @@ impl Runtime {
         if trusted.is_empty() {
             return Ok(Err(Refusal::NoTrustedKeys));
         }
-        let options = self.model_options();
         let bytes = match &req.source {
             Source::Archive(bytes) => bytes.clone(),
             Source::Published { pack, version } => {
@@ -285,16 +326,19 @@ impl Runtime {
                 }
             }
         };
-        let pack_id = match Archive::parse(&bytes) {
-            Ok(a) => a.listing.pack,
+        let (pack_id, plugins) = match Archive::parse(&bytes).and_then(|a| Ok((self.plugins_for(&a)?, a))) {
+            Ok((plugins, a)) => (a.listing.pack, plugins),
             Err(e) => return Ok(Err(Refusal::Pack(e))),
         };
+        // The new version is checked with the plugins it brings; the installed one was
+        // checked with those in use.
+        let options = plugins.as_ref().map_or_else(|| self.model_options(), |(set, _)| Arc::clone(&set.model));
         let current = self.store().installation(&req.dealer, &pack_id).await?;
         let installed = match &current {
             None => None,
             Some(row) => {
                 let loaded = match self.store().archive(&row.digest).await? {
-                    Some(a) => stored_pack(&a.bytes, options).map_err(|e| e.to_string()),
+                    Some(a) => self.stored_pack(&a.bytes).map_err(|e| e.to_string()),
                     None => Err(format!("its archive {} is not stored", row.digest)),
                 };
                 match loaded {
@@ -322,7 +366,7 @@ impl Runtime {
                 Err(diagnostics) => return Ok(Err(Refusal::Overlay(diagnostics))),
             },
         };
-        let plan = match packs::install(&bytes, trusted, overlay.as_ref(), installed.as_ref(), req.force, options) {
+        let plan = match packs::install(&bytes, trusted, overlay.as_ref(), installed.as_ref(), req.force, &options) {
             Ok(plan) => plan,
             // Problems found in the overlay file are the dealer's changes that do not apply.
             Err(packs::Error::Invalid { diagnostics }) if diagnostics.iter().any(|d| d.file == overlay_path) => {
@@ -393,6 +437,17 @@ impl Runtime {
             Recorded::New(row) => *row,
             Recorded::Stale => return Ok(Err(Refusal::Concurrent { dealer: req.dealer, pack: pack_id })),
         };
+        if let (Some(host), Some((_, plugins))) = (self.pack_plugins(), plugins) {
+            match host.keep(&pack_id, plugins) {
+                Ok(set) => self.use_plugins(&set),
+                // Another pack's plugins installed meanwhile clash with these: the engine keeps
+                // the plugins it had; the processes below may then wait on an unknown action.
+                Err(problems) => {
+                    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    tracing::warn!("the plugins of {pack_id} {version} were not loaded: {}", list.join("; "));
+                }
+            }
+        }
         let deployed = self.deploy(&plan.processes, &req.dealer, req.by).await?;
         Ok(Ok(Installed {
             row,
@@ -417,7 +472,7 @@ impl Runtime {
                 let Some(archive) = self.store().archive(&digest).await? else {
                     return Err(unreadable("the installed archive is not stored".into()));
                 };
-                let pack = stored_pack(&archive.bytes, self.model_options()).map_err(|e| unreadable(e.to_string()))?;
+                let pack = self.stored_pack(&archive.bytes).map_err(|e| unreadable(e.to_string()))?;
                 packs_by_digest.insert(digest.clone(), pack);
             }
             let Some(pack) = packs_by_digest.get(&digest) else { continue };
@@ -469,7 +524,7 @@ impl Runtime {
             let reason = format!("its archive {} is not stored", current.digest);
             return Ok(Err(Refusal::InstalledUnreadable { pack: pack_id.into(), reason }));
         };
-        let pack = match stored_pack(&archive.bytes, self.model_options()) {
+        let pack = match self.stored_pack(&archive.bytes) {
             Ok(p) => p,
             Err(e) => return Ok(Err(Refusal::InstalledUnreadable { pack: pack_id.into(), reason: e.to_string() })),
         };

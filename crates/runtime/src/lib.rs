@@ -42,10 +42,11 @@ mod error;
 mod external;
 mod lane;
 mod loops;
+pub mod pack_plugins;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -63,6 +64,7 @@ pub use actions::{ActionRegistry, BadSchema};
 pub use clock::{Clock, SystemClock, VirtualClock, Wait};
 pub use error::Error;
 pub use external::{JobError, TopicSchemas, WorkerFailure, attempt_of, job_id, topic_of};
+pub use pack_plugins::{PackPlugins, PluginSet};
 pub use plugins::external::ExternalJob;
 
 use crate::clock::ms;
@@ -119,6 +121,9 @@ pub struct Config {
     pub cache_capacity: usize,
     /// How stored definitions are compiled again after a restart.
     pub model: model::Options,
+    /// Where the plugins packs bring are kept: with it, publishing and installing a pack that
+    /// has `plugins/` loads them (see [`pack_plugins`]); without it, such a pack is refused.
+    pub pack_plugins: Option<Arc<PackPlugins>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -153,6 +158,7 @@ impl Config {
             action_concurrency: 16,
             cache_capacity: 200_000,
             model: model::Options::default(),
+            pack_plugins: None,
         }
     }
 }
@@ -295,7 +301,9 @@ pub struct AuditReport {
 pub(crate) struct Inner {
     pub(crate) store: AnyStore,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) actions: ActionRegistry,
+    /// The actions and how definitions are compiled: replaced together when a pack brings
+    /// plugins.
+    plugged: RwLock<Plugged>,
     /// Jobs of `topic:` actions, waiting for external workers.
     pub(crate) external: external::Jobs,
     pub(crate) node: String,
@@ -312,7 +320,24 @@ pub(crate) struct Inner {
     pub(crate) stop: watch::Sender<bool>,
 }
 
+/// The plugins in use.
+#[derive(Clone)]
+pub(crate) struct Plugged {
+    pub(crate) actions: Arc<ActionRegistry>,
+    pub(crate) model: Arc<model::Options>,
+}
+
 impl Inner {
+    /// The actions the outbox may invoke now.
+    pub(crate) fn actions(&self) -> Arc<ActionRegistry> {
+        Arc::clone(&self.plugged.read().unwrap_or_else(PoisonError::into_inner).actions)
+    }
+
+    /// How definitions are compiled now.
+    pub(crate) fn model(&self) -> Arc<model::Options> {
+        Arc::clone(&self.plugged.read().unwrap_or_else(PoisonError::into_inner).model)
+    }
+
     /// A definition by hash, compiled once and kept.
     pub(crate) async fn process(&self, hash: &str) -> Result<Arc<Process>, Error> {
         if let Some(p) = self.lock_processes().get(hash) {
@@ -323,7 +348,7 @@ impl Inner {
         };
         let doc: Value = serde_json::from_str(&def.document)
             .map_err(|source| Error::Decode { what: format!("definition {hash}"), source })?;
-        let process = model::compile_document(&doc, &self.config.model).map_err(|d| Error::Definition {
+        let process = model::compile_document(&doc, &self.model()).map_err(|d| Error::Definition {
             hash: hash.into(),
             message: d.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         })?;
@@ -339,14 +364,14 @@ impl Inner {
     }
 
     fn lock_processes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Process>>> {
-        self.processes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.processes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues a command on its lane (waiting for room: the lane's queue is bounded, which
     /// slows callers down instead of growing memory).
     pub(crate) async fn submit(&self, cmd: Command) -> Result<(), Error> {
         let sender = {
-            let lanes = self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
             let Some(lanes) = lanes.as_ref() else { return Err(Error::ShuttingDown) };
             lanes[lane_of(cmd.op.lane_key(), self.n_lanes)].clone()
         };
@@ -499,7 +524,10 @@ impl Runtime {
         let inner = Arc::new(Inner {
             store,
             clock: Arc::clone(&config.clock),
-            actions: config.actions.clone(),
+            plugged: RwLock::new(Plugged {
+                actions: Arc::new(config.actions.clone()),
+                model: Arc::new(config.model.clone()),
+            }),
             external,
             node: config.node_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string()),
             processes: Mutex::new(HashMap::new()),
@@ -539,8 +567,20 @@ impl Runtime {
     }
 
     /// How definitions are compiled (the actions and guard sandbox this engine offers).
-    pub fn model_options(&self) -> &model::Options {
-        &self.inner.config.model
+    pub fn model_options(&self) -> Arc<model::Options> {
+        self.inner.model()
+    }
+
+    /// The plugins packs bring, when the engine keeps them.
+    pub fn pack_plugins(&self) -> Option<&Arc<PackPlugins>> {
+        self.inner.config.pack_plugins.as_ref()
+    }
+
+    /// Swaps in another set of plugins: the outbox invokes its actions from now on, and
+    /// definitions compiled from now on use its action names and guard helpers.
+    pub fn use_plugins(&self, set: &PluginSet) {
+        let mut plugged = self.inner.plugged.write().unwrap_or_else(PoisonError::into_inner);
+        *plugged = Plugged { actions: Arc::clone(&set.actions), model: Arc::clone(&set.model) };
     }
 
     /// This node's id.
@@ -726,7 +766,7 @@ impl Runtime {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Verifies every audit chain of a store, page by page.

@@ -297,7 +297,8 @@ async fn invoke(
     idempotency_key: String,
 ) -> Input {
     let failed = |error: String, retryable: bool| Input::ActionFailed { job: job.into(), error, retryable };
-    let Some(reg) = inner.actions.get(action) else {
+    let actions = inner.actions();
+    let Some(reg) = actions.get(action) else {
         return failed(format!("no action named `{action}` is installed"), false);
     };
     let errors = machine::schema_errors(&reg.input, &input);

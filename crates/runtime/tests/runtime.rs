@@ -16,3 +16,6 @@ mod external_actions;
 
 #[path = "runtime/crash.rs"]
 mod crash;
+
+#[path = "runtime/pack_plugins.rs"]
+mod pack_plugins;

@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use machine::Actor;
 use packs::upgrade::ProcessChange;
-use runtime::distribution::{InstallRequest, OverlayChoice, Source, stored_overlay_path, stored_pack};
+use runtime::distribution::{InstallRequest, OverlayChoice, Source, stored_overlay_path};
 use store::packs::{InstallationRow, PackStore, PublicationRow};
 
 use crate::auth::Principal;
@@ -160,7 +160,9 @@ pub async fn version(
     TwoIds(pack, version): TwoIds,
 ) -> Result<Json<PackVersionDto>, Error> {
     let (publication, bytes) = published(&s, &pack, &version).await?;
-    let loaded = stored_pack(&bytes, s.runtime().model_options())
+    let loaded = s
+        .runtime()
+        .stored_pack(&bytes)
         .map_err(|e| Error::Internal(format!("the published archive {} no longer loads: {e}", publication.digest)))?;
     let processes = loaded
         .processes

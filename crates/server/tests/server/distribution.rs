@@ -379,3 +379,55 @@ async fn a_dealer_never_sees_another_dealers_installation_and_headquarters_sees_
     h.call("GET", "/api/v1/compliance?pack=visits", Some("a.admin"), None).await.problem(403, "forbidden");
     h.cleanup().await;
 }
+
+/// A pack that brings a script plugin whose action its process uses.
+fn plugin_pack(version: &str, script: &str) -> Vec<u8> {
+    let plugin = "plugin: stamp\nversion: 1.0.0\ndescription: Stamps.\nactions:\n  stamp.make:\n    \
+                  description: Makes a stamp.\n    script: stamp.rhai\n    function: make\n    \
+                  input: { type: object }\n    output: { type: object, required: [stamp] }\n";
+    let process = "process: stamped\nversion: 1\ntitle: { zh: 蓋章, en: Stamped }\nroles: [service_advisor]\n\
+                   data: { type: object }\nstart: stamp\nsteps:\n  stamp:\n    type: action\n    title: { zh: 蓋章, en: Stamp }\n    \
+                   action: stamp.make\n    input: {}\n    next: done\n  done:\n    type: end\n";
+    let manifest = format!(
+        "pack: stamps\nversion: {version}\ntitle: {{ zh: 蓋章, en: Stamps }}\nroles:\n  \
+         service_advisor: {{ zh: 服務顧問, en: Service advisor }}\n"
+    );
+    let files = BTreeMap::from([
+        ("pack.yaml".to_string(), manifest.into_bytes()),
+        ("stamped.yaml".to_string(), process.as_bytes().to_vec()),
+        ("plugins/stamp/plugin.yaml".to_string(), plugin.as_bytes().to_vec()),
+        ("plugins/stamp/stamp.rhai".to_string(), script.as_bytes().to_vec()),
+    ]);
+    let mut archive = Archive::from_files("stamps", version, files);
+    archive.sign(&publisher()).unwrap();
+    archive.to_bytes().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pack_brings_a_script_plugin_and_a_broken_one_is_refused_where_it_is_broken() {
+    let h = Harness::trusting(trusted()).await;
+    let good = h
+        .call_bytes(
+            "POST",
+            "/api/v1/packs",
+            Some("hq.admin"),
+            plugin_pack("1.0.0", "fn make(input) { #{ stamp: \"ok\" } }\n"),
+        )
+        .await;
+    assert_eq!(good.status, 201, "{}", good.body);
+    let installed = install(&h, "a.admin", json!({ "pack": "stamps", "version": "1.0.0" })).await;
+    assert_eq!(installed.status, 201, "{}", installed.body);
+    assert_eq!(installed.body["deployed"][0]["process"], "stamped");
+    assert!(h.state.runtime().model_options().actions.as_ref().unwrap().contains("stamp.make"));
+
+    // The script's second line does not parse: refused at its place in the archive.
+    let broken = h
+        .call_bytes("POST", "/api/v1/packs", Some("hq.admin"), plugin_pack("1.0.1", "fn make(input) {\n  #{ stamp: \n"))
+        .await;
+    broken.problem(422, "pack-invalid");
+    let at = broken.body["errors"][0]["path"].as_str().unwrap();
+    assert!(at.starts_with("stamps-1.0.1.sopack/plugins/stamp/stamp.rhai:"), "{}", broken.body);
+    let listed = h.call("GET", "/api/v1/packs", Some("hq.admin"), None).await;
+    assert_eq!(listed.ok().as_array().unwrap().len(), 1, "only 1.0.0 is published");
+    h.cleanup().await;
+}

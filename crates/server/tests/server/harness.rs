@@ -259,6 +259,11 @@ impl Harness {
             config.actions = a;
         }
         config.topics = topics;
+        // Packs may bring script plugins (with the built-ins only configured, nothing granted).
+        config.pack_plugins = Some(Arc::new(runtime::PackPlugins::new(
+            plugins::Registry::builder(plugins::PluginsConfig::default()),
+            config.model.clone(),
+        )));
         let runtime = match backend {
             Backend::Memory => Runtime::with_store(AnyStore::Memory(store::MemoryStore::new()), config).await.unwrap(),
             _ => match Runtime::open(config).await {
