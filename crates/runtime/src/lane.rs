@@ -77,13 +77,26 @@ pub(crate) struct Command {
     /// Answer with the instance as the command left it ([`Applied::state`]); only callers that
     /// render it ask, so the other commands do not pay for the copy.
     pub(crate) keep_state: bool,
+    /// Checked against the instance as it stands before the input is applied.
+    pub(crate) gate: Option<crate::Gate>,
     pub(crate) reply: oneshot::Sender<Reply>,
 }
 
 impl Command {
     pub(crate) fn new(op: Op) -> (Command, oneshot::Receiver<Reply>) {
         let (tx, rx) = oneshot::channel();
-        (Command { op, outbox_done: None, settle: Settle::Always, buffered: None, keep_state: false, reply: tx }, rx)
+        (
+            Command {
+                op,
+                outbox_done: None,
+                settle: Settle::Always,
+                buffered: None,
+                keep_state: false,
+                gate: None,
+                reply: tx,
+            },
+            rx,
+        )
     }
 }
 
@@ -423,6 +436,11 @@ impl Lane {
                 let Some(entry) = self.entry(instance, overlay, fresh).await? else {
                     return Ok(refuse(Refused::NoSuchInstance(instance.clone()), None));
                 };
+                if let Some(gate) = &cmd.gate
+                    && let Err(denied) = (gate.0)(&entry.instance)
+                {
+                    return Ok(refuse(Refused::Denied(denied), None));
+                }
                 self.apply(cmd, entry, input, idempotency_key.as_deref(), now, refuse).await
             }
             Op::Migrate { instance, to_hash, map, by } => {

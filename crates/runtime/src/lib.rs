@@ -235,6 +235,38 @@ pub enum Refused {
     /// An instance with this id exists.
     #[error("the instance `{0}` already exists")]
     AlreadyExists(String),
+    /// The caller's [`Gate`] refused.
+    #[error(transparent)]
+    Denied(Denied),
+}
+
+/// Why a [`Gate`] refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The caller may not know the instance or the task exists.
+    #[error("not found")]
+    Hidden,
+    /// The caller sees it but may not act on it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The command does not fit the instance as it stands (e.g. the task is no longer open).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// A check a caller hands in with a command, made in the writer lane against the instance as
+/// it stands, before the input is applied: the server's authorisation of a task completion,
+/// without reading the task before sending the command.
+#[derive(Clone)]
+pub struct Gate(pub Arc<GateFn>);
+
+/// The function of a [`Gate`].
+pub type GateFn = dyn Fn(&Instance) -> Result<(), Denied> + Send + Sync;
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
 }
 
 /// The result of deploying one process.
@@ -665,9 +697,23 @@ impl Runtime {
     /// A user completes a task. With an idempotency key, repeating the call after it
     /// succeeded answers the first result again (marked `duplicate`).
     pub async fn complete(&self, task: &str, by: User, form: Value, idempotency_key: Option<String>) -> Reply {
+        self.complete_gated(task, by, form, idempotency_key, None).await
+    }
+
+    /// As [`Runtime::complete`], refused with [`Refused::Denied`] when `gate` refuses the
+    /// instance as it stands.
+    pub async fn complete_gated(
+        &self,
+        task: &str,
+        by: User,
+        form: Value,
+        idempotency_key: Option<String>,
+        gate: Option<Gate>,
+    ) -> Reply {
         let input = Input::Complete { task: task.into(), by, form };
         let (mut cmd, rx) = Command::new(Op::Input { instance: instance_of(task).into(), input, idempotency_key });
         cmd.keep_state = true;
+        cmd.gate = gate;
         self.inner.submit(cmd).await?;
         rx.await.map_err(|_| Error::ShuttingDown)?
     }

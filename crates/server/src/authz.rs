@@ -56,19 +56,41 @@ impl Access {
 /// A task: dealer users of its dealer holding a candidate role (or its assignee) act; dealer
 /// administrators and managers of its dealer read; headquarters reads.
 pub fn task(p: &Principal, t: &TaskRow) -> Access {
+    task_of(p, &t.dealer, t.assignee.as_deref(), &t.roles)
+}
+
+/// As [`task`], from the parts that decide: the task's dealer, assignee and candidate roles.
+pub fn task_of(p: &Principal, dealer: &str, assignee: Option<&str>, roles: &[String]) -> Access {
     if p.is_hq() {
         return Access::Read;
     }
-    if t.dealer != p.organisation {
+    if dealer != p.organisation {
         return Access::Hidden;
     }
-    if t.assignee.as_deref() == Some(p.user.as_str()) || t.roles.iter().any(|r| p.roles.contains(r)) {
+    if assignee == Some(p.user.as_str()) || roles.iter().any(|r| p.roles.contains(r)) {
         Access::Act
     } else if p.admin || p.manager {
         Access::Read
     } else {
         Access::Hidden
     }
+}
+
+/// The check a task completion makes in the writer lane, against the instance as it stands
+/// ([`runtime::Gate`]): the same answers as reading the task first, without the read.
+pub fn completion_gate(p: &Principal, task: &str) -> runtime::Gate {
+    let (p, task) = (p.clone(), task.to_owned());
+    runtime::Gate(std::sync::Arc::new(move |instance: &machine::Instance| match instance.task(&task) {
+        Some(t) => match task_of(&p, &instance.dealer, t.assignee.as_deref(), &t.roles) {
+            Access::Act => Ok(()),
+            Access::Read => Err(runtime::Denied::Forbidden("you may read this but not act on it".into())),
+            Access::Hidden => Err(runtime::Denied::Hidden),
+        },
+        None if self::instance(&p, &instance.dealer) != Access::Hidden => Err(runtime::Denied::Conflict(format!(
+            "the task `{task}` is not open (completed, cancelled or never opened)"
+        ))),
+        None => Err(runtime::Denied::Hidden),
+    }))
 }
 
 /// An instance (and its audit trail, trace and graph): its dealer's users read; headquarters

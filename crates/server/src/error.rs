@@ -334,6 +334,9 @@ impl From<Refused> for Error {
             }
             Refused::AlreadyExists(id) => Error::Conflict(format!("the instance `{id}` already exists")),
             r @ Refused::CannotMigrate(_) => Error::Conflict(r.to_string()),
+            Refused::Denied(runtime::Denied::Hidden) => Error::NotFound,
+            Refused::Denied(runtime::Denied::Forbidden(why)) => Error::Forbidden(why),
+            Refused::Denied(runtime::Denied::Conflict(why)) => Error::Conflict(why),
         }
     }
 }

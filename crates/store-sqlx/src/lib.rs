@@ -100,8 +100,13 @@ pub struct Options {
     pub max_connections: u32,
     /// SQLite durability.
     pub durability: Durability,
-    /// SQLite page cache per connection, in KiB.
+    /// SQLite page cache of the writer connection, in KiB.
     pub sqlite_cache_kib: u32,
+    /// SQLite page cache of each reader connection, in KiB. Kept small on purpose: a reader
+    /// throws its whole cache away at the start of every read after the writer committed (WAL),
+    /// and throwing away a large cache costs time in proportion to its size; the operating
+    /// system's file cache keeps the pages anyway.
+    pub sqlite_read_cache_kib: u32,
     /// SQLite memory-mapped I/O, in MiB (0: off). Reads then need no system call; an I/O error
     /// on the file shows up as a signal instead of an error, which is why it is off unless
     /// asked for.
@@ -118,6 +123,7 @@ impl Default for Options {
             max_connections: 8,
             durability: Durability::Full,
             sqlite_cache_kib: 256 * 1024,
+            sqlite_read_cache_kib: 2 * 1024,
             sqlite_mmap_mib: 0,
             pg_schema: None,
             migrate: true,
@@ -184,7 +190,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(600))
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(common.read_only(true))
+            .connect_with(common.read_only(true).pragma("cache_size", format!("-{}", options.sqlite_read_cache_kib)))
             .await
             .map_err(db)?;
         Ok(SqliteStore { write, read })

@@ -52,6 +52,45 @@ macro_rules! org_backend {
             })
         }
 
+        /// A task as one element of `PAGE_ROWS`: the columns of `TASK_COLUMNS` in order.
+        type PackedTask = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Vec<String>,
+            Option<String>,
+            String,
+            Option<Millis>,
+            Millis,
+            Option<String>,
+            Option<String>,
+        );
+
+        fn unpack(t: PackedTask) -> TaskRow {
+            let (id, instance_id, dealer, process_id, step, title_zh, title_en, roles) = (t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7);
+            let (assignee, priority, due_at, created_at, business_key, form) = (t.8, t.9, t.10, t.11, t.12, t.13);
+            TaskRow {
+                id,
+                instance_id,
+                dealer,
+                process_id,
+                step,
+                title_zh,
+                title_en,
+                roles,
+                assignee,
+                priority,
+                due_at,
+                created_at,
+                business_key,
+                form,
+            }
+        }
+
         fn org_row(r: &DbRow) -> Result<OrganisationRow> {
             Ok(OrganisationRow {
                 id: r.try_get("id").map_err(db)?,
@@ -161,8 +200,10 @@ macro_rules! org_backend {
             let candidates = if keys_only { "task_candidates c" } else { "task_candidates c JOIN tasks t ON t.id = c.task_id" };
             // One statement, one round trip: each range is a subquery that reads its own index
             // range in order and stops at the page size; the union is merged here.
+            // The page comes back as one row holding a JSON array of rows (`PAGE_ROWS`): one
+            // value to hand over and decode instead of fifty rows of fourteen columns.
             let mut qb = QueryBuilder::<$db>::new(if keys_only {
-                format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id IN (SELECT id FROM (")
+                format!("SELECT {PAGE_ROWS} AS page FROM tasks t WHERE t.id IN (SELECT id FROM (")
             } else {
                 String::new()
             });
@@ -208,6 +249,10 @@ macro_rules! org_backend {
             if keys_only {
                 // Still one statement: the page's ids are chosen from the merged keys inside it.
                 qb.push(") k ORDER BY due_key, id LIMIT ").push_bind(limit).push(")");
+                let row = qb.build().fetch_one(pool).await.map_err(db)?;
+                let page: String = row.try_get("page").map_err(db)?;
+                let packed: Vec<PackedTask> = serde_json::from_str(&page).map_err(|e| corrupt("tasks", e))?;
+                return Ok(merge_page(vec![packed.into_iter().map(unpack).collect()], q.limit));
             }
             Ok(merge_page(vec![fetch_tasks(pool, qb).await?], q.limit))
         }
@@ -544,10 +589,14 @@ macro_rules! org_backend {
 }
 
 mod sqlite_org {
+    /// The rows of an inbox page as one JSON array of arrays (the columns of `TASK_COLUMNS`).
+    const PAGE_ROWS: &str = "json_group_array(json_array(t.id, t.instance_id, t.dealer, t.process_id, t.step, t.title_zh, t.title_en, json(t.roles), t.assignee, t.priority, t.due_at, t.created_at, t.business_key, t.form))";
     org_backend!(sqlx::Sqlite);
 }
 
 mod pg_org {
+    /// The rows of an inbox page as one JSON array of arrays (the columns of `TASK_COLUMNS`).
+    const PAGE_ROWS: &str = "COALESCE(json_agg(json_build_array(t.id, t.instance_id, t.dealer, t.process_id, t.step, t.title_zh, t.title_en, t.roles::json, t.assignee, t.priority, t.due_at, t.created_at, t.business_key, t.form)), '[]'::json)::text";
     org_backend!(sqlx::Postgres);
 }
 
