@@ -22,11 +22,29 @@ pub struct PluginsArgs {
     /// Also print each action's input and output JSON Schema.
     #[arg(long)]
     schemas: bool,
+    /// Also list the plugins of the packs installed in this database (what `serve` on it loads).
+    #[arg(long)]
+    db: Option<String>,
 }
 
 /// Lists the plugins.
 pub fn run(args: &PluginsArgs) -> anyhow::Result<ExitCode> {
-    let registry = load(&args.dir, args.config.as_deref())?;
+    let registry = match &args.db {
+        None => Arc::new(load(&args.dir, args.config.as_deref())?),
+        Some(db) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(async {
+                let options = store_sqlx::Options { max_connections: 1, migrate: false, ..Default::default() };
+                let store = store_sqlx::open(db, &options).await.with_context(|| format!("cannot open {db}"))?;
+                let builder = builder_with(&args.dir, args.config.as_deref(), None)?;
+                let host = with_installed_packs(builder, model::Options::default(), &store).await?;
+                let set = host.current().map_err(|d| anyhow::anyhow!("{}", render(&d)))?;
+                store.close().await;
+                anyhow::Ok(set.registry)
+            })?,
+    };
     for plugin in registry.plugins() {
         let place = plugin.dir.as_ref().map(|d| format!(" ({})", d.display())).unwrap_or_default();
         println!("{} {}{place}: {}", plugin.name, plugin.version, plugin.description);
