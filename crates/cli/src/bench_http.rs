@@ -5,6 +5,7 @@
 //!
 //! - the inbox page (50 tasks, three roles): in the database (`search_tasks`) and over HTTP,
 //!   with and without the counts, as latency percentiles;
+//! - the managers' workload (`ReportStore::workload`) of one dealer and of all of them;
 //! - task completions over HTTP with `--clients` concurrent clients, as completions per
 //!   second and latency percentiles.
 //!
@@ -22,6 +23,7 @@ use serde_json::{Map, Value, json};
 use server::{AppState, Catalogue, Options};
 use store::Store;
 use store::org::{OrgStore, OrganisationRow, TokenRow, UserRow};
+use store::report::{ReportStore, WorkloadQuery};
 use store::search::{SearchStore, TaskSearch};
 use store_sqlx::AnyOrgStore;
 
@@ -233,6 +235,28 @@ async fn bench(args: &HttpBenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     report("inbox page in the database (3 roles, 50 tasks)", db);
+
+    // The managers' workload: one dealer's (by role, by assignee, the breaches), and the
+    // headquarters summary of every dealer.
+    let now = rt.clock().now().as_millisecond();
+    let workload = |dealer: Option<String>| WorkloadQuery { dealer, now, soon: now + 4 * 3_600_000 };
+    let mut one = Vec::new();
+    for i in 0..args.inbox_samples.min(1_000) {
+        let t = Instant::now();
+        let w = ReportStore::workload(rt.store(), &workload(Some(dealer(i * 7)))).await?;
+        one.push(t.elapsed());
+        if w.by_role.is_empty() && args.open_tasks >= DEALERS {
+            bail!("the workload of {} is empty", dealer(i * 7));
+        }
+    }
+    report("workload of one dealer in the database", one);
+    let mut all = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        ReportStore::workload(rt.store(), &workload(None)).await?;
+        all.push(t.elapsed());
+    }
+    report(&format!("workload of all {DEALERS} dealers in the database"), all);
 
     let mut catalogue = Catalogue::new();
     catalogue.add_process(Arc::clone(&process));
