@@ -326,7 +326,12 @@ impl Runtime {
                 }
             }
         };
-        let (pack_id, plugins) = match Archive::parse(&bytes).and_then(|a| Ok((self.plugins_for(&a)?, a))) {
+        // The signature is checked before anything of the archive is compiled (its plugins).
+        let checked = Archive::parse(&bytes).and_then(|a| {
+            a.verify(trusted)?;
+            Ok((self.plugins_for(&a)?, a))
+        });
+        let (pack_id, plugins) = match checked {
             Ok((plugins, a)) => (a.listing.pack, plugins),
             Err(e) => return Ok(Err(Refusal::Pack(e))),
         };
