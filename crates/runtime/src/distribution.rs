@@ -443,8 +443,8 @@ impl Runtime {
             Recorded::Stale => return Ok(Err(Refusal::Concurrent { dealer: req.dealer, pack: pack_id })),
         };
         if let (Some(host), Some((_, plugins))) = (self.pack_plugins(), plugins) {
-            match host.keep(&pack_id, plugins) {
-                Ok(set) => self.use_plugins(&set),
+            match host.keep(&pack_id, plugins, |set| self.use_plugins(set)) {
+                Ok(_) => {}
                 // Another pack's plugins installed meanwhile clash with these: the engine keeps
                 // the plugins it had; the processes below may then wait on an unknown action.
                 Err(problems) => {

@@ -65,6 +65,8 @@ pub struct PackPlugins {
     base: plugins::RegistryBuilder,
     model: model::Options,
     by_pack: Mutex<BTreeMap<String, Vec<ScriptPlugin>>>,
+    /// Held while a new set is kept and put in use.
+    swap: Mutex<()>,
 }
 
 impl std::fmt::Debug for PackPlugins {
@@ -78,7 +80,7 @@ impl PackPlugins {
     /// The configured plugins (`base`, built again for every set) and how definitions are
     /// compiled apart from plugins (`model`: its limits; its actions and sandbox are replaced).
     pub fn new(base: plugins::RegistryBuilder, model: model::Options) -> PackPlugins {
-        PackPlugins { base: base.shared(), model, by_pack: Mutex::new(BTreeMap::new()) }
+        PackPlugins { base: base.shared(), model, by_pack: Mutex::new(BTreeMap::new()), swap: Mutex::new(()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<ScriptPlugin>>> {
@@ -119,14 +121,25 @@ impl PackPlugins {
         self.assemble(all)
     }
 
-    /// Makes `plugins` the plugins of `pack` and answers the resulting set.
-    pub fn keep(&self, pack: &str, plugins: Vec<ScriptPlugin>) -> Result<PluginSet, Vec<Diagnostic>> {
+    /// Makes `plugins` the plugins of `pack` and hands the resulting set to `put_in_use`, which
+    /// swaps it in. Two installations at once put their sets in use in the order they kept
+    /// them, so the last set in use holds both.
+    pub fn keep(
+        &self,
+        pack: &str,
+        plugins: Vec<ScriptPlugin>,
+        put_in_use: impl FnOnce(&PluginSet),
+    ) -> Result<PluginSet, Vec<Diagnostic>> {
+        let _in_order = self.swap.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = {
             let mut by_pack = self.lock();
             if plugins.is_empty() { by_pack.remove(pack) } else { by_pack.insert(pack.to_owned(), plugins) }
         };
         match self.current() {
-            Ok(set) => Ok(set),
+            Ok(set) => {
+                put_in_use(&set);
+                Ok(set)
+            }
             Err(problems) => {
                 // Checked with `with` before; another installation in between may clash. Keep
                 // what worked.
@@ -160,7 +173,7 @@ impl PackPlugins {
             let loaded = Archive::read(&stored.bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|a| self.read(&a, &archive_root(&a)).map_err(|d| render(&d)))
-                .and_then(|plugins| self.keep(&pack, plugins).map(|_| ()).map_err(|d| render(&d)));
+                .and_then(|plugins| self.keep(&pack, plugins, |_| {}).map(|_| ()).map_err(|d| render(&d)));
             if let Err(e) = loaded {
                 problems.push(format!(
                     "the plugins of {pack} {} (installed at {}) are not loaded:\n{e}",
