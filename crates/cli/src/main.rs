@@ -15,6 +15,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// glibc malloc was about a third of the CPU under the runtime benchmark (fragmented small
+// allocations: snapshots, audit entries, bound SQL arguments); see docs/PERFORMANCE.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sopflow: after-sales SOPs as executable, auditable processes.
 #[derive(Debug, Parser)]
 #[command(name = "sopflow", version, about, long_about = None)]
