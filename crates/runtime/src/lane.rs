@@ -165,6 +165,7 @@ struct Pending {
 }
 
 /// A prepared batch.
+#[derive(Default)]
 struct Batch {
     changes: Vec<Change>,
     replies: Vec<Option<Reply>>,
@@ -201,79 +202,97 @@ impl Lane {
 
     /// Runs until every sender is gone and the queue is drained.
     ///
-    /// Commits are pipelined: while one batch is being written, the next is prepared on top of
-    /// its (not yet durable) results, so the core's work and the database's overlap. The next
-    /// batch is written only after the previous one committed, and its callers are answered
-    /// only after its own commit; if the previous batch fails, the next one is prepared again
-    /// from scratch.
+    /// Group commit, pipelined: while one batch is being written, every command that arrives
+    /// is prepared at once on top of its (not yet durable) results and joins the next batch,
+    /// up to the batch size; the next batch is written as soon as the previous one committed.
+    /// So a batch holds whatever came in during the previous commit, and no command waits for
+    /// more than the commit in flight and its own. Callers are answered only after their own
+    /// batch committed; if the previous batch fails, the next one is replayed command by
+    /// command from the store.
     pub(crate) async fn run(mut self) {
-        let mut batch = Vec::with_capacity(self.batch_max);
+        let mut incoming = Vec::with_capacity(self.batch_max);
         let mut in_flight: Option<InFlight> = None;
-        loop {
-            let n = match in_flight.as_mut() {
-                Some(f) => tokio::select! {
-                    n = self.rx.recv_many(&mut batch, self.batch_max) => n,
-                    result = &mut f.handle => {
-                        if let Some(f) = in_flight.take() {
-                            self.finish(f.batch, result).await;
+        // The batch growing while `in_flight` is written.
+        let mut next: Option<(Vec<Command>, Batch)> = None;
+        let mut open = true;
+        while open || in_flight.is_some() {
+            let room = self.batch_max.saturating_sub(next.as_ref().map_or(0, |(cmds, _)| cmds.len()));
+            let Some(f) = in_flight.as_mut() else {
+                // Idle: wait for work, and write it at once.
+                if self.rx.recv_many(&mut incoming, self.batch_max).await == 0 {
+                    break;
+                }
+                let cmds = std::mem::take(&mut incoming);
+                let mut batch = Batch::default();
+                self.extend(&mut batch, &cmds).await;
+                in_flight = Some(self.write(cmds, batch));
+                continue;
+            };
+            let result = if open && room > 0 {
+                tokio::select! {
+                    n = self.rx.recv_many(&mut incoming, room) => {
+                        if n == 0 {
+                            open = false;
+                        } else {
+                            let cmds = std::mem::take(&mut incoming);
+                            let (queued, batch) = next.get_or_insert_with(|| (Vec::new(), Batch::default()));
+                            self.extend(batch, &cmds).await;
+                            queued.extend(cmds);
                         }
                         continue;
                     }
-                },
-                None => self.rx.recv_many(&mut batch, self.batch_max).await,
+                    result = &mut f.handle => result,
+                }
+            } else {
+                (&mut f.handle).await
             };
-            if n == 0 {
-                break;
-            }
-            let cmds = std::mem::take(&mut batch);
-            let prepared = self.prepare_batch(&cmds).await;
-            if let Some(f) = in_flight.take() {
-                let result = f.handle.await;
-                let ok = self.finish(f.batch, result).await;
-                if !ok {
+            let Some(f) = in_flight.take() else { continue };
+            let written = self.finish(f.batch, result).await;
+            if let Some((cmds, batch)) = next.take() {
+                if written {
+                    in_flight = Some(self.write(cmds, batch));
+                } else {
                     // Prepared on top of a batch that was not written: do it again, alone.
-                    for id in prepared.overlay.keys() {
+                    for id in batch.overlay.keys() {
                         self.cache.remove(id);
                     }
-                    self.replay_all(cmds, prepared.replies).await;
-                    continue;
+                    self.replay_all(cmds, batch.replies).await;
                 }
             }
-            let store = self.inner.store.clone();
-            let changes = prepared.changes;
-            let handle = tokio::spawn(async move {
-                let result = store.commit(&changes).await;
-                (result, changes)
-            });
-            self.pending = prepared.overlay;
-            in_flight = Some(InFlight { handle, batch: Pending { cmds, replies: prepared.replies } });
         }
-        if let Some(f) = in_flight.take() {
-            let result = f.handle.await;
-            self.finish(f.batch, result).await;
-        }
+        // The queue is closed and drained, and the last commit is finished: a batch that
+        // grew meanwhile was written by the loop, so nothing is left.
+        debug_assert!(next.is_none());
     }
 
-    /// Runs the core for each command of a batch, in order, against the cache, the batch in
-    /// flight and the batch's own results.
-    async fn prepare_batch(&mut self, cmds: &[Command]) -> Batch {
+    /// Starts writing a prepared batch; its new states become [`Lane::pending`].
+    fn write(&mut self, cmds: Vec<Command>, batch: Batch) -> InFlight {
+        let store = self.inner.store.clone();
+        let changes = batch.changes;
+        let handle = tokio::spawn(async move {
+            let result = store.commit(&changes).await;
+            (result, changes)
+        });
+        self.pending = batch.overlay;
+        InFlight { handle, batch: Pending { cmds, replies: batch.replies } }
+    }
+
+    /// Runs the core for each command, in order, against the cache, the batch in flight and
+    /// the batch's own results so far, and adds them to the batch.
+    async fn extend(&mut self, batch: &mut Batch, cmds: &[Command]) {
         let now = self.inner.clock.now();
-        let mut overlay: HashMap<String, Entry> = HashMap::new();
-        let mut changes = Vec::with_capacity(cmds.len());
-        let mut replies: Vec<Option<Reply>> = Vec::with_capacity(cmds.len());
         for cmd in cmds {
-            match self.prepare(cmd, &mut overlay, false, now).await {
+            match self.prepare(cmd, &mut batch.overlay, false, now).await {
                 Ok(p) => {
-                    changes.extend(p.change);
+                    batch.changes.extend(p.change);
                     if let Some((id, e)) = p.entry {
-                        overlay.insert(id, e);
+                        batch.overlay.insert(id, e);
                     }
-                    replies.push(Some(Ok(p.reply)));
+                    batch.replies.push(Some(Ok(p.reply)));
                 }
-                Err(e) => replies.push(Some(Err(e))),
+                Err(e) => batch.replies.push(Some(Err(e))),
             }
         }
-        Batch { changes, replies, overlay }
     }
 
     /// Completes a batch whose commit returned: caches and answers, or replays its commands
