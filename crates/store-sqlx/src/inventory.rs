@@ -198,7 +198,9 @@ impl InventoryStore for AnyInventory {
     fn reserve<'a>(&'a self, dealer: &'a str, reservation: Reservation) -> BoxFuture<'a, Result<Reserved, Error>> {
         match self {
             AnyInventory::Memory(m) => m.reserve(dealer, reservation),
-            AnyInventory::Sqlite(s) => Box::pin(sqlite_inventory::reserve(&s.write, dealer, reservation)),
+            AnyInventory::Sqlite(s) => {
+                Box::pin(async move { sqlite_inventory::reserve(&*s.write_turn().await, dealer, reservation).await })
+            }
             AnyInventory::Postgres(s) => Box::pin(pg_inventory::reserve(&s.pool, dealer, reservation)),
         }
     }
@@ -206,7 +208,9 @@ impl InventoryStore for AnyInventory {
     fn upsert<'a>(&'a self, dealer: &'a str, parts: Vec<Part>) -> BoxFuture<'a, Result<(), Error>> {
         match self {
             AnyInventory::Memory(m) => m.upsert(dealer, parts),
-            AnyInventory::Sqlite(s) => Box::pin(sqlite_inventory::upsert(&s.write, dealer, parts)),
+            AnyInventory::Sqlite(s) => {
+                Box::pin(async move { sqlite_inventory::upsert(&*s.write_turn().await, dealer, parts).await })
+            }
             AnyInventory::Postgres(s) => Box::pin(pg_inventory::upsert(&s.pool, dealer, parts)),
         }
     }

@@ -245,7 +245,7 @@ macro_rules! sql_job_store {
     ($store:ty, $module:ident, $read:ident, $write:ident) => {
         impl JobStore for $store {
             fn insert(&self, job: ExternalJob) -> BoxFuture<'_, Result<bool, Error>> {
-                Box::pin($module::insert(&self.$write, job))
+                Box::pin(async move { $module::insert(&*self.$write().await, job).await })
             }
             fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ExternalJob>, Error>> {
                 Box::pin($module::get(&self.$read, id))
@@ -260,14 +260,14 @@ macro_rules! sql_job_store {
                 Box::pin($module::available(&self.$read, topics, dealer, now, limit))
             }
             fn replace(&self, job: ExternalJob, expected: u64) -> BoxFuture<'_, Result<bool, Error>> {
-                Box::pin($module::replace(&self.$write, job, expected))
+                Box::pin(async move { $module::replace(&*self.$write().await, job, expected).await })
             }
         }
     };
 }
 
-sql_job_store!(SqliteStore, sqlite_jobs, read, write);
-sql_job_store!(PgStore, pg_jobs, pool, pool);
+sql_job_store!(SqliteStore, sqlite_jobs, read, write_turn);
+sql_job_store!(PgStore, pg_jobs, pool, write_turn);
 
 /// The external jobs of whichever database was opened: the table `external_jobs` on SQLite and
 /// PostgreSQL, a [`MemoryJobStore`] beside a memory store.

@@ -30,11 +30,12 @@ pub use org::AnyOrgStore;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{ConnectOptions, Connection, PgPool, SqliteConnection, SqlitePool};
 use store::audit::Draft;
 use store::{
     AuditRow, BufferedMessage, Change, DefinitionRow, Error, InboxQuery, InstanceRow, Lease, MemoryStore, Millis,
@@ -43,8 +44,6 @@ use store::{
 
 mod sqlite_sql {
     crate::sql::backend!(sqlx::Sqlite, "");
-
-    pub(crate) use crate::sqlite_commit::commit;
 }
 
 mod pg_sql {
@@ -146,10 +145,83 @@ fn migrate_err(e: sqlx::migrate::MigrateError) -> Error {
 /// The store on a SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// The one write connection.
+    /// The connection batches are committed on; its lock is also the turn every other write
+    /// waits for, so that the two writing connections never meet in SQLite's busy handler
+    /// (which sleeps a millisecond or more). Held apart from a pool because returning a
+    /// connection to an sqlx pool pings it through its worker thread, which was about a fifth
+    /// of a single commit's time.
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Writes other than batches (definitions, leases, organisations, packs, ...), one at a
+    /// time, each under the writer's turn ([`SqliteStore::write_turn`]).
     write: SqlitePool,
     /// Readers (WAL lets them read while the writer writes).
     read: SqlitePool,
+    /// The connection that copies the WAL into the database file ([`checkpointer`]).
+    checkpoint: SqlitePool,
+}
+
+/// The commit connection, opened again after a failure left it in doubt.
+#[derive(Debug)]
+struct Writer {
+    options: SqliteConnectOptions,
+    conn: Option<SqliteConnection>,
+    closed: bool,
+}
+
+impl Writer {
+    async fn conn(&mut self) -> Result<&mut SqliteConnection> {
+        if self.closed {
+            return Err(Error::Config("the store is closed".into()));
+        }
+        if self.conn.is_none() {
+            self.conn = Some(self.options.connect().await.map_err(db)?);
+        }
+        Ok(self.conn.as_mut().expect("just opened"))
+    }
+}
+
+/// A write's turn: the writer's lock, and the pool to write with.
+pub(crate) struct WriteTurn<'a> {
+    _turn: tokio::sync::MutexGuard<'a, Writer>,
+    pool: &'a SqlitePool,
+}
+
+impl std::ops::Deref for WriteTurn<'_> {
+    type Target = SqlitePool;
+    fn deref(&self) -> &SqlitePool {
+        self.pool
+    }
+}
+
+/// WAL pages after which the writer checkpoints by itself, in case the checkpointer falls
+/// behind (SQLite's default is 1,000; about 40 MiB here).
+const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// How often the checkpointer looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Copies the WAL into the database file, in the background, until the store is closed.
+///
+/// With SQLite's default the writer does this itself inside the commit that crosses 1,000 WAL
+/// pages: that commit reads back and writes every page and syncs the database file, so one
+/// caller in a hundred waits several milliseconds. A `PASSIVE` checkpoint from another
+/// connection copies the same pages without blocking the writer or the readers, and a page
+/// written many times between two checkpoints is copied once. The WAL starts over at the
+/// first commit after a checkpoint that caught up.
+async fn checkpointer(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => tracing::warn!("background checkpoint failed: {e}"),
+        }
+    }
 }
 
 impl SqliteStore {
@@ -169,42 +241,89 @@ impl SqliteStore {
         let common = base
             .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", format!("-{}", options.sqlite_cache_kib))
             .pragma("temp_store", "memory")
             .pragma("mmap_size", (u64::from(options.sqlite_mmap_mib) * 1024 * 1024).to_string())
             .statement_cache_capacity(256);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(600))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(common.clone().journal_mode(SqliteJournalMode::Wal).create_if_missing(true))
+        // The writer checkpoints only as a backstop: the checkpointer copies the WAL into the
+        // database file beside it, so that copying is not on a commit's path.
+        let writing = common
+            .clone()
+            .journal_mode(SqliteJournalMode::Wal)
+            .create_if_missing(true)
+            .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
+        let mut conn = writing
+            .clone()
+            .pragma("cache_size", format!("-{}", options.sqlite_cache_kib))
+            .connect()
             .await
             .map_err(db)?;
         if options.migrate {
-            SQLITE_MIGRATIONS.run(&write).await.map_err(migrate_err)?;
+            SQLITE_MIGRATIONS.run(&mut conn).await.map_err(migrate_err)?;
         }
-        let read = SqlitePoolOptions::new()
+        let writer = Writer {
+            options: writing.clone().pragma("cache_size", format!("-{}", options.sqlite_cache_kib)),
+            conn: Some(conn),
+            closed: false,
+        };
+        let small = |o: SqliteConnectOptions| o.pragma("cache_size", format!("-{}", options.sqlite_read_cache_kib));
+        let pool = || {
+            SqlitePoolOptions::new()
+                .test_before_acquire(false)
+                .acquire_timeout(Duration::from_secs(600))
+                .idle_timeout(None)
+                .max_lifetime(None)
+        };
+        let write = pool().max_connections(1).connect_with(small(writing)).await.map_err(db)?;
+        let read = pool()
             .max_connections(options.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(600))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(common.read_only(true).pragma("cache_size", format!("-{}", options.sqlite_read_cache_kib)))
+            .connect_with(small(common.clone().read_only(true)))
             .await
             .map_err(db)?;
-        Ok(SqliteStore { write, read })
+        let checkpoint = pool().max_connections(1).connect_with(small(common)).await.map_err(db)?;
+        tokio::spawn(checkpointer(checkpoint.clone()));
+        Ok(SqliteStore { writer: Arc::new(tokio::sync::Mutex::new(writer)), write, read, checkpoint })
     }
 
-    /// The write pool (one connection), for administration and tests.
+    /// The pool for writes other than batches (one connection), for administration and
+    /// tests; a write made through it does not wait for its turn.
     pub fn pool(&self) -> &SqlitePool {
         &self.write
     }
 
-    /// Closes both pools.
+    /// Waits for the writer's turn, then gives the pool to write with.
+    pub(crate) async fn write_turn(&self) -> WriteTurn<'_> {
+        WriteTurn { _turn: self.writer.lock().await, pool: &self.write }
+    }
+
+    /// Commits a batch on the writer's connection.
+    async fn commit_batch(&self, changes: &[Change]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.writer.lock().await;
+        let conn = writer.conn().await?;
+        let outcome = sqlite_commit::commit(conn, changes).await;
+        if let Err(sqlite_commit::Failed { error, in_doubt: true }) = outcome {
+            // The transaction could not even be rolled back: open the connection again
+            // rather than write the next batch into an unknown state.
+            if let Some(conn) = writer.conn.take() {
+                let _ = conn.close_hard().await;
+            }
+            return Err(error);
+        }
+        outcome.map_err(|f| f.error)
+    }
+
+    /// Closes the connections (the checkpointer stops).
     pub async fn close(&self) {
+        self.checkpoint.close().await;
         self.read.close().await;
         self.write.close().await;
+        let mut writer = self.writer.lock().await;
+        writer.closed = true;
+        if let Some(conn) = writer.conn.take() {
+            let _ = conn.close().await;
+        }
     }
 }
 
@@ -229,6 +348,7 @@ impl PgStore {
             connect = connect.options([("search_path", schema.as_str())]);
         }
         let pool = PgPoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(600))
             .connect_with(connect)
@@ -243,6 +363,16 @@ impl PgStore {
     /// The pool, for administration and tests.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The pool to write with (PostgreSQL takes concurrent writers itself).
+    pub(crate) async fn write_turn(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Commits a batch with one call of `sopflow_apply`.
+    async fn commit_batch(&self, changes: &[Change]) -> Result<()> {
+        pg_sql::commit(&self.pool, changes).await
     }
 
     /// Closes the pool.
@@ -319,13 +449,13 @@ macro_rules! sql_store {
     ($store:ty, $module:ident, $read:ident, $write:ident) => {
         impl Store for $store {
             async fn put_definition(&self, def: &DefinitionRow) -> Result<bool> {
-                $module::put_definition(&self.$write, def).await
+                $module::put_definition(&*self.$write().await, def).await
             }
             async fn definition(&self, hash: &str) -> Result<Option<DefinitionRow>> {
                 $module::definition(&self.$read, hash).await
             }
             async fn deploy(&self, dealer: &str, process_id: &str, hash: &str, at: Millis) -> Result<bool> {
-                $module::deploy(&self.$write, dealer, process_id, hash, at).await
+                $module::deploy(&*self.$write().await, dealer, process_id, hash, at).await
             }
             async fn current_deployment(&self, dealer: &str, process_id: &str) -> Result<Option<String>> {
                 $module::current_deployment(&self.$read, dealer, process_id).await
@@ -334,22 +464,22 @@ macro_rules! sql_store {
                 $module::instance(&self.$read, id).await
             }
             async fn commit(&self, changes: &[Change]) -> Result<()> {
-                $module::commit(&self.$write, changes).await
+                self.commit_batch(changes).await
             }
             async fn take_due_timers(&self, lease: &Lease) -> Result<Vec<TimerRow>> {
-                $module::take_due_timers(&self.$write, lease).await
+                $module::take_due_timers(&*self.$write().await, lease).await
             }
             async fn next_timer_at(&self) -> Result<Option<Millis>> {
                 $module::next_timer_at(&self.$read).await
             }
             async fn take_outbox(&self, lease: &Lease) -> Result<Vec<OutboxRow>> {
-                $module::take_outbox(&self.$write, lease).await
+                $module::take_outbox(&*self.$write().await, lease).await
             }
             async fn defer_outbox(&self, seq: i64, available_at: Millis) -> Result<()> {
-                $module::defer_outbox(&self.$write, seq, available_at).await
+                $module::defer_outbox(&*self.$write().await, seq, available_at).await
             }
             async fn release_leases(&self) -> Result<()> {
-                $module::release_leases(&self.$write).await
+                $module::release_leases(&*self.$write().await).await
             }
             async fn subscribers(&self, dealer: &str, name: &str, key: Option<&str>) -> Result<Vec<String>> {
                 $module::subscribers(&self.$read, dealer, name, key).await
@@ -369,7 +499,7 @@ macro_rules! sql_store {
                 $module::inbox_page(&self.$read, query).await
             }
             async fn append_audit(&self, entry: Draft, at: Millis) -> Result<AuditRow> {
-                $module::append_audit(&self.$write, entry, at).await
+                $module::append_audit(&*self.$write().await, entry, at).await
             }
             async fn audit_chain(&self, chain: &str) -> Result<Vec<AuditRow>> {
                 $module::audit_chain(&self.$read, chain).await
@@ -387,8 +517,8 @@ macro_rules! sql_store {
     };
 }
 
-sql_store!(SqliteStore, sqlite_sql, read, write);
-sql_store!(PgStore, pg_sql, pool, pool);
+sql_store!(SqliteStore, sqlite_sql, read, write_turn);
+sql_store!(PgStore, pg_sql, pool, write_turn);
 
 /// Forwards a port method to whichever store is inside.
 macro_rules! any {

@@ -640,7 +640,7 @@ macro_rules! sql_org_store {
 
         impl OrgStore for $store {
             async fn put_organisation(&self, org: &OrganisationRow) -> Result<bool> {
-                $module::put_organisation(&self.$write, org).await
+                $module::put_organisation(&*self.$write().await, org).await
             }
             async fn organisation(&self, id: &str) -> Result<Option<OrganisationRow>> {
                 $module::organisation(&self.$read, id).await
@@ -649,7 +649,7 @@ macro_rules! sql_org_store {
                 $module::organisations(&self.$read).await
             }
             async fn put_user(&self, user: &UserRow) -> Result<()> {
-                $module::put_user(&self.$write, user).await
+                $module::put_user(&*self.$write().await, user).await
             }
             async fn user(&self, id: &str) -> Result<Option<UserRow>> {
                 $module::user(&self.$read, id).await
@@ -658,7 +658,7 @@ macro_rules! sql_org_store {
                 $module::users(&self.$read, organisation).await
             }
             async fn put_token(&self, token: &TokenRow) -> Result<()> {
-                $module::put_token(&self.$write, token).await
+                $module::put_token(&*self.$write().await, token).await
             }
             async fn authenticate(&self, hash: &str, now: Millis) -> Result<Option<Authenticated>> {
                 $module::authenticate(&self.$read, hash, now).await
@@ -670,26 +670,26 @@ macro_rules! sql_org_store {
                 $module::tokens(&self.$read, user_id).await
             }
             async fn revoke_token(&self, id: &str, at: Millis) -> Result<bool> {
-                $module::revoke_token(&self.$write, id, at).await
+                $module::revoke_token(&*self.$write().await, id, at).await
             }
             async fn idempotency_begin(&self, row: &IdempotencyRow) -> Result<Begun> {
-                $module::idempotency_begin(&self.$write, row).await
+                $module::idempotency_begin(&*self.$write().await, row).await
             }
             async fn idempotency_finish(&self, scope: &str, key: &str, status: i64, response: &str) -> Result<()> {
-                $module::idempotency_finish(&self.$write, scope, key, status, response).await
+                $module::idempotency_finish(&*self.$write().await, scope, key, status, response).await
             }
             async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()> {
-                $module::idempotency_abort(&self.$write, scope, key).await
+                $module::idempotency_abort(&*self.$write().await, scope, key).await
             }
             async fn idempotency_purge(&self, before: Millis) -> Result<u64> {
-                $module::idempotency_purge(&self.$write, before).await
+                $module::idempotency_purge(&*self.$write().await, before).await
             }
         }
     };
 }
 
-sql_org_store!(SqliteStore, sqlite_org, sqlite_sql, read, write);
-sql_org_store!(PgStore, pg_org, pg_sql, pool, pool);
+sql_org_store!(SqliteStore, sqlite_org, sqlite_sql, read, write_turn);
+sql_org_store!(PgStore, pg_org, pg_sql, pool, write_turn);
 
 impl ReportStore for AnyStore {
     async fn workload(&self, q: &WorkloadQuery) -> Result<Workload> {

@@ -276,7 +276,7 @@ macro_rules! sql_pack_store {
                 $module::archive(&self.$read, digest).await
             }
             async fn publish(&self, archive: &ArchiveRow, p: &PublicationRow, audit: Draft) -> Result<Published> {
-                $module::publish(&self.$write, archive, p, audit).await
+                $module::publish(&*self.$write().await, archive, p, audit).await
             }
             async fn publications(&self, pack_id: Option<&str>) -> Result<Vec<PublicationRow>> {
                 $module::publications(&self.$read, pack_id).await
@@ -290,7 +290,7 @@ macro_rules! sql_pack_store {
                 row: &InstallationRow,
                 audit: Draft,
             ) -> Result<Recorded> {
-                $module::record_installation(&self.$write, archive, row, audit).await
+                $module::record_installation(&*self.$write().await, archive, row, audit).await
             }
             async fn installation(&self, dealer: &str, pack_id: &str) -> Result<Option<InstallationRow>> {
                 $module::installation(&self.$read, dealer, pack_id).await
@@ -305,8 +305,8 @@ macro_rules! sql_pack_store {
     };
 }
 
-sql_pack_store!(SqliteStore, sqlite_packs, read, write);
-sql_pack_store!(PgStore, pg_packs, pool, pool);
+sql_pack_store!(SqliteStore, sqlite_packs, read, write_turn);
+sql_pack_store!(PgStore, pg_packs, pool, write_turn);
 
 /// Forwards a port method to whichever store is inside.
 macro_rules! any_packs {

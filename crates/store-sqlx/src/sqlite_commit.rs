@@ -1,5 +1,5 @@
 //! How a batch is written on SQLite: one multi-row statement per table, all of them, from
-//! `BEGIN IMMEDIATE` to `COMMIT`, sent as ONE call.
+//! `BEGIN IMMEDIATE` to `COMMIT`, sent as ONE call on the writer's connection.
 //!
 //! The cost of sqlx on SQLite is per call (a round trip to the connection's worker thread), not
 //! per row, and sqlx runs every statement of a multi-statement query, binding the arguments in
@@ -9,8 +9,8 @@
 //! whose revision is not the expected one aborts the statement; the transaction is then rolled
 //! back and the batch refused as a conflict.
 
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
-use store::{Change, Error, Millis, Result};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use store::{Change, Error, Millis};
 
 use crate::db;
 use crate::payload::Net;
@@ -33,10 +33,26 @@ where
     }
 }
 
-pub(crate) async fn commit(pool: &SqlitePool, changes: &[Change]) -> Result<()> {
-    if changes.is_empty() {
-        return Ok(());
+/// A batch that was not written.
+pub(crate) struct Failed {
+    pub(crate) error: Error,
+    /// The transaction could not be rolled back: the connection is unusable.
+    pub(crate) in_doubt: bool,
+}
+
+/// What a failed write means: a lost race (a stale revision, an audit position taken) or an
+/// error of the database.
+fn refusal(e: sqlx::Error, net: &Net<'_>) -> Error {
+    match e {
+        sqlx::Error::Database(d) if d.message().contains("sopflow: revision conflict") || d.is_unique_violation() => {
+            Error::Conflict { instances: net.instance_ids() }
+        }
+        e => db(e),
     }
+}
+
+/// Writes a batch in one transaction on the writer's connection.
+pub(crate) async fn commit(conn: &mut SqliteConnection, changes: &[Change]) -> Result<(), Failed> {
     let net = Net::of(changes);
     let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new("BEGIN IMMEDIATE; ");
 
@@ -179,26 +195,16 @@ pub(crate) async fn commit(pool: &SqlitePool, changes: &[Change]) -> Result<()> 
     }
     qb.push("COMMIT");
 
-    let mut conn = pool.acquire().await.map_err(db)?;
-    // Small batches repeat the same shapes (a completion alone is always the same statements):
-    // keep them prepared. Large ones vary with their size and would only churn the cache.
+    // Small batches repeat the same shapes: keep them prepared. Large ones vary with their
+    // size and would only churn the cache.
     let persistent = changes.len() <= 4;
     match qb.build().persistent(persistent).execute(&mut *conn).await {
         Ok(_) => Ok(()),
         Err(e) => {
-            // The transaction stopped at the failing statement: end it before the connection
-            // goes back to the pool; if even that fails, do not reuse the connection.
-            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                conn.detach();
-            }
-            match e {
-                sqlx::Error::Database(d)
-                    if d.message().contains("sopflow: revision conflict") || d.is_unique_violation() =>
-                {
-                    Err(Error::Conflict { instances: net.instance_ids() })
-                }
-                e => Err(db(e)),
-            }
+            // The transaction stopped at the failing statement: end it. If even that fails,
+            // the connection's state is unknown and it must not be used again.
+            let in_doubt = sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err();
+            Err(Failed { error: refusal(e, &net), in_doubt })
         }
     }
 }
