@@ -203,7 +203,8 @@ macro_rules! org_backend {
             // With `PAGE_ROWS`, the page comes back as one row holding a JSON array of rows.
             let mut qb = QueryBuilder::<$db>::new(if keys_only {
                 let page = PAGE_ROWS.map_or_else(|| TASK_COLUMNS.to_owned(), |rows| format!("{rows} AS page"));
-                format!("SELECT {page} FROM tasks t WHERE t.id IN (SELECT id FROM (")
+                // A task offered to two of the caller's roles is in two ranges: count it once.
+                format!("SELECT {page} FROM tasks t WHERE t.id IN (SELECT id FROM (SELECT DISTINCT due_key, id FROM (")
             } else {
                 String::new()
             });
@@ -248,7 +249,7 @@ macro_rules! org_backend {
             }
             if keys_only {
                 // Still one statement: the page's ids are chosen from the merged keys inside it.
-                qb.push(") k ORDER BY due_key, id LIMIT ").push_bind(limit).push(")");
+                qb.push(") u) k ORDER BY due_key, id LIMIT ").push_bind(limit).push(")");
             }
             if keys_only && PAGE_ROWS.is_some() {
                 let row = qb.build().fetch_one(pool).await.map_err(db)?;

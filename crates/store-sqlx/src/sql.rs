@@ -330,19 +330,31 @@ macro_rules! backend {
             };
             let columns = "t.id, t.instance_id, t.dealer, t.process_id, t.step, t.title_zh, t.title_en, t.roles, \
                            t.assignee, t.priority, t.due_at, t.due_key, t.created_at, t.business_key, t.form";
+            // Without a process filter, each range is read from its index alone (keys only), the
+            // ranges are merged inside the statement, and only the page's rows are read from
+            // `tasks`: 50 row reads instead of 50 per range, which on a cold page is most of the
+            // time. With the filter, the rows are needed to filter, so each range joins them.
+            let keys_only = q.process_id.is_none();
+            // `$5`, the process, is bound either way (NULL without the filter).
+            let (range_columns, own_columns, candidates, range_process) = if keys_only {
+                ("c.due_key, c.task_id AS id", "t.due_key, t.id", "task_candidates c", "$5 IS NULL")
+            } else {
+                (columns, columns, "task_candidates c JOIN tasks t ON t.id = c.task_id", "t.process_id = $5")
+            };
+            let own_process = if keys_only { "$5 IS NULL" } else { "t.process_id = $5" };
             let mut parts = Vec::new();
             for i in 0..q.roles.len() {
                 parts.push(format!(
-                    "SELECT * FROM (SELECT {columns} FROM task_candidates c JOIN tasks t ON t.id = c.task_id \
+                    "SELECT * FROM (SELECT {range_columns} FROM {candidates} \
                      WHERE c.dealer = $1 AND c.role = ${} AND (c.due_key, c.task_id) > ($2, $3) \
-                     AND ($5 IS NULL OR t.process_id = $5) ORDER BY c.due_key, c.task_id LIMIT $4) AS r{i}",
+                     AND {range_process} ORDER BY c.due_key, c.task_id LIMIT $4) AS r{i}",
                     i + 6
                 ));
             }
             if q.user.is_some() {
                 parts.push(format!(
-                    "SELECT * FROM (SELECT {columns} FROM tasks t WHERE t.dealer = $1 AND t.assignee = ${} \
-                     AND (t.due_key, t.id) > ($2, $3) AND ($5 IS NULL OR t.process_id = $5) \
+                    "SELECT * FROM (SELECT {own_columns} FROM tasks t WHERE t.dealer = $1 AND t.assignee = ${} \
+                     AND (t.due_key, t.id) > ($2, $3) AND {own_process} \
                      ORDER BY t.due_key, t.id LIMIT $4) AS mine",
                     q.roles.len() + 6
                 ));
@@ -350,7 +362,14 @@ macro_rules! backend {
             if parts.is_empty() {
                 return Ok(Vec::new());
             }
-            let sql = parts.join(" UNION ALL ");
+            let mut sql = parts.join(" UNION ALL ");
+            if keys_only {
+                // A task offered to two of the caller's roles is in two ranges: count it once.
+                sql = format!(
+                    "SELECT {columns} FROM tasks t WHERE t.id IN \
+                     (SELECT id FROM (SELECT DISTINCT due_key, id FROM ({sql}) AS u) AS k ORDER BY due_key, id LIMIT $4)"
+                );
+            }
             let mut query = sqlx::query(&sql)
                 .bind(&q.dealer)
                 .bind(after_key)

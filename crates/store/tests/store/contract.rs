@@ -109,9 +109,21 @@ store_test!(the_inbox_merges_role_ranges_and_the_assignee_range_by_due_time, |t|
     };
     let ids = |rows: Vec<store::TaskRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
     let page = s.inbox_page(&q).await.unwrap();
-    assert_eq!(ids(page.clone()), ["i1-t2", "i1-t4", "i1-t1"]);
+    assert_eq!(ids(page.clone()), ["i1-t2", "i1-t4", "i1-t1"], "i1-t2 is offered to both roles, and counted once");
     let next = InboxQuery { after: page.last().map(InboxCursor::of), ..q.clone() };
     assert_eq!(ids(s.inbox_page(&next).await.unwrap()), ["i1-t3"]);
+    // The inbox search reads the same ranges, keys first, and counts a task once too.
+    let search = store::search::TaskSearch {
+        dealer: "d1".into(),
+        roles: vec!["advisor".into(), "foreman".into()],
+        user: Some("u1".into()),
+        limit: 3,
+        ..Default::default()
+    };
+    let found = store::search::SearchStore::search_tasks(s, &search).await.unwrap();
+    assert_eq!(ids(found.clone()), ["i1-t2", "i1-t4", "i1-t1"]);
+    let more = store::search::TaskSearch { after: found.last().map(InboxCursor::of), ..search };
+    assert_eq!(ids(store::search::SearchStore::search_tasks(s, &more).await.unwrap()), ["i1-t3"]);
 
     // Claiming moves a task out of the pool into the claimer's range.
     let mut claim = write("i1", 2, Some(1));
