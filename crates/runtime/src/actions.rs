@@ -60,7 +60,9 @@ impl ActionRegistry {
     pub fn register(&mut self, action: Arc<dyn Action>) -> Result<(), BadSchema> {
         let info = action.info().clone();
         let compile = |which: &'static str, schema: &Value| {
-            jsonschema::options().build(schema).map(Arc::new).map_err(|e| BadSchema {
+            // Formats are checked, as the plugins' registry and the forms check them, so that an
+            // action's answer is judged the same way wherever it is validated.
+            jsonschema::options().should_validate_formats(true).build(schema).map(Arc::new).map_err(|e| BadSchema {
                 name: info.name.clone(),
                 which,
                 message: e.to_string(),

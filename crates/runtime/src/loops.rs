@@ -316,7 +316,7 @@ async fn invoke(
     };
     let timeout: Duration = inner.config.action_timeout;
     match tokio::time::timeout(timeout, reg.action.invoke(invocation)).await {
-        Err(_) => failed(format!("no answer within {} s", timeout.as_secs()), true),
+        Err(_) => failed(format!("no answer within {} s", timeout.as_secs_f64()), true),
         Ok(Err(e)) => failed(e.to_string(), e.is_retryable()),
         Ok(Ok(output)) => {
             let errors = machine::schema_errors(&reg.output, &output);

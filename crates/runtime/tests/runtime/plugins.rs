@@ -428,3 +428,105 @@ runtime_test!(the_standard_appointment_checks_stock_and_sends_its_messages_throu
     rt.shutdown().await;
     store.close().await;
 });
+
+/// An action that never answers (a DMS that hangs): only the runtime's timeout ends a try.
+struct Hangs {
+    info: plugin_api::ActionInfo,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// An action that answers at once, with `answer`.
+struct Answers {
+    info: plugin_api::ActionInfo,
+    answer: serde_json::Value,
+}
+
+fn info(name: &str, output: serde_json::Value) -> plugin_api::ActionInfo {
+    plugin_api::ActionInfo {
+        name: name.into(),
+        version: "1.0.0".into(),
+        description: format!("{name}, for the tests"),
+        input_schema: json!({ "type": "object" }),
+        output_schema: output,
+        capabilities: vec![],
+    }
+}
+
+impl plugin_api::Action for Hangs {
+    fn info(&self) -> &plugin_api::ActionInfo {
+        &self.info
+    }
+    fn invoke(&self, _: plugin_api::Invocation) -> plugin_api::BoxFuture<'_, Result<serde_json::Value, plugin_api::Error>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(std::future::pending())
+    }
+}
+
+impl plugin_api::Action for Answers {
+    fn info(&self) -> &plugin_api::ActionInfo {
+        &self.info
+    }
+    fn invoke(&self, _: plugin_api::Invocation) -> plugin_api::BoxFuture<'_, Result<serde_json::Value, plugin_api::Error>> {
+        let answer = self.answer.clone();
+        Box::pin(async move { Ok(answer) })
+    }
+}
+
+runtime_test!(a_hanging_action_delays_only_its_own_instance_until_the_runtime_gives_up_on_it, |env| {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let order = json!({ "type": "object", "required": ["order_no"], "properties": { "order_no": { "type": "string" } } });
+    let mut actions = ActionRegistry::with_builtins();
+    actions.register(Arc::new(Hangs { info: info("dms.hangs", order.clone()), calls: Arc::clone(&calls) })).unwrap();
+    actions.register(Arc::new(Answers { info: info("dms.answers", order), answer: json!({ "order_no": "RO-1" }) })).unwrap();
+    let mut c = env.config();
+    c.actions = actions;
+    // Real time, kept short: how long the dispatcher waits for one try.
+    c.action_timeout = Duration::from_millis(300);
+    let rt = env.open_with(c).await;
+    rt.deploy(&[process(&SYNC.replace("topic:dms_sync", "dms.hangs"))], "", Actor::System).await.unwrap();
+    rt.deploy(&[process(&SYNC.replace("process: sync", "process: sync2").replace("topic:dms_sync", "dms.answers"))], "", Actor::System)
+        .await
+        .unwrap();
+
+    start(&rt, "sync", "h1", "粤B1").await;
+    eventually("the hanging action was called", || async { calls.load(Ordering::SeqCst) == 1 }).await;
+    start(&rt, "sync2", "a1", "粤B2").await;
+    eventually("the other order got its answer and moved on", || async {
+        rt.instance("a1").await.unwrap().unwrap().instance.tasks.len() == 1
+    })
+    .await;
+    assert_eq!(rt.instance("a1").await.unwrap().unwrap().instance.data["push"]["order_no"], json!("RO-1"));
+
+    // The hanging try ends at the runtime's timeout, as a failure that may be retried.
+    eventually("the hanging try timed out and a retry is planned", || async {
+        let v = rt.instance("h1").await.unwrap().unwrap();
+        !v.instance.timers.is_empty()
+    })
+    .await;
+    let view = rt.instance("h1").await.unwrap().unwrap();
+    assert!(view.instance.tasks.is_empty() && view.instance.incidents.is_empty(), "{view:?}");
+    let chain = rt.audit("h1").await.unwrap();
+    assert_eq!(chain.last().unwrap().kind, "action_failed");
+    assert!(chain.last().unwrap().entry.contains("no answer within 0.3 s"), "{}", chain.last().unwrap().entry);
+    rt.shutdown().await;
+});
+
+runtime_test!(an_answer_that_breaks_the_actions_schema_raises_an_incident_naming_the_field, |env| {
+    let order = json!({ "type": "object", "required": ["order_no"], "properties": { "order_no": { "type": "string" } } });
+    let mut actions = ActionRegistry::with_builtins();
+    actions.register(Arc::new(Answers { info: info("dms.answers", order), answer: json!({ "order_no": 42 }) })).unwrap();
+    let mut c = env.config();
+    c.actions = actions;
+    let rt = env.open_with(c).await;
+    rt.deploy(&[process(&SYNC.replace("topic:dms_sync", "dms.answers"))], "", Actor::System).await.unwrap();
+    start(&rt, "sync", "b1", "粤B3").await;
+    eventually("the answer was refused and an incident raised", || async {
+        !rt.instance("b1").await.unwrap().unwrap().instance.incidents.is_empty()
+    })
+    .await;
+    let view = rt.instance("b1").await.unwrap().unwrap();
+    let message = &view.instance.incidents[0].message;
+    assert!(message.contains("/order_no"), "{message}");
+    assert!(view.instance.data.get("push").is_none(), "nothing of the refused answer was kept");
+    rt.shutdown().await;
+});
