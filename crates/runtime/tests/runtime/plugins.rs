@@ -172,6 +172,28 @@ runtime_test!(a_failing_worker_is_retried_after_the_backoff_then_raises_an_incid
     rt.shutdown().await;
 });
 
+runtime_test!(an_administrator_skips_an_external_jobs_incident_and_the_order_moves_on_without_its_output, |env| {
+    let rt = open_with_topics(&env).await;
+    start(&rt, "sync", "x4", "粤B4").await;
+    let job = fetch_one(&rt, "dms-1", None).await;
+    // Not worth retrying: the incident comes at once.
+    let gave_up = rt.fail_external(&job.id, "dms-1", "no such vehicle in the DMS", false).await.unwrap().unwrap();
+    assert_eq!(gave_up, WorkerFailure::GaveUp);
+    let incident = rt.instance("x4").await.unwrap().unwrap().instance.incidents[0].clone();
+
+    applied(rt.skip_incident(&incident.id, admin()).await);
+    let view = rt.instance("x4").await.unwrap().unwrap();
+    assert!(view.instance.incidents.is_empty());
+    assert_eq!(view.instance.tasks.len(), 1, "at the approval, without the DMS's answer");
+    assert!(view.instance.data.get("push").is_none());
+    // The skipped job is not handed out again.
+    let after = rt.fetch_and_lock("dms-1", None, &topics(), 5, SignedDuration::from_mins(5)).await.unwrap();
+    assert!(after.is_empty(), "{after:?}");
+    let kinds: Vec<String> = rt.audit("x4").await.unwrap().into_iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, ["started", "action_failed", "incident_skipped"]);
+    rt.shutdown().await;
+});
+
 /// A web service that accepts and never answers until `answer` is set, then answers 200.
 async fn flaky_service(answer: Arc<AtomicBool>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -456,7 +478,10 @@ impl plugin_api::Action for Hangs {
     fn info(&self) -> &plugin_api::ActionInfo {
         &self.info
     }
-    fn invoke(&self, _: plugin_api::Invocation) -> plugin_api::BoxFuture<'_, Result<serde_json::Value, plugin_api::Error>> {
+    fn invoke(
+        &self,
+        _: plugin_api::Invocation,
+    ) -> plugin_api::BoxFuture<'_, Result<serde_json::Value, plugin_api::Error>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Box::pin(std::future::pending())
     }
@@ -466,7 +491,10 @@ impl plugin_api::Action for Answers {
     fn info(&self) -> &plugin_api::ActionInfo {
         &self.info
     }
-    fn invoke(&self, _: plugin_api::Invocation) -> plugin_api::BoxFuture<'_, Result<serde_json::Value, plugin_api::Error>> {
+    fn invoke(
+        &self,
+        _: plugin_api::Invocation,
+    ) -> plugin_api::BoxFuture<'_, Result<serde_json::Value, plugin_api::Error>> {
         let answer = self.answer.clone();
         Box::pin(async move { Ok(answer) })
     }
@@ -474,19 +502,26 @@ impl plugin_api::Action for Answers {
 
 runtime_test!(a_hanging_action_delays_only_its_own_instance_until_the_runtime_gives_up_on_it, |env| {
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let order = json!({ "type": "object", "required": ["order_no"], "properties": { "order_no": { "type": "string" } } });
+    let order =
+        json!({ "type": "object", "required": ["order_no"], "properties": { "order_no": { "type": "string" } } });
     let mut actions = ActionRegistry::with_builtins();
     actions.register(Arc::new(Hangs { info: info("dms.hangs", order.clone()), calls: Arc::clone(&calls) })).unwrap();
-    actions.register(Arc::new(Answers { info: info("dms.answers", order), answer: json!({ "order_no": "RO-1" }) })).unwrap();
+    actions
+        .register(Arc::new(Answers { info: info("dms.answers", order), answer: json!({ "order_no": "RO-1" }) }))
+        .unwrap();
     let mut c = env.config();
     c.actions = actions;
     // Real time, kept short: how long the dispatcher waits for one try.
     c.action_timeout = Duration::from_millis(300);
     let rt = env.open_with(c).await;
     rt.deploy(&[process(&SYNC.replace("topic:dms_sync", "dms.hangs"))], "", Actor::System).await.unwrap();
-    rt.deploy(&[process(&SYNC.replace("process: sync", "process: sync2").replace("topic:dms_sync", "dms.answers"))], "", Actor::System)
-        .await
-        .unwrap();
+    rt.deploy(
+        &[process(&SYNC.replace("process: sync", "process: sync2").replace("topic:dms_sync", "dms.answers"))],
+        "",
+        Actor::System,
+    )
+    .await
+    .unwrap();
 
     start(&rt, "sync", "h1", "粤B1").await;
     eventually("the hanging action was called", || async { calls.load(Ordering::SeqCst) == 1 }).await;
@@ -512,9 +547,12 @@ runtime_test!(a_hanging_action_delays_only_its_own_instance_until_the_runtime_gi
 });
 
 runtime_test!(an_answer_that_breaks_the_actions_schema_raises_an_incident_naming_the_field, |env| {
-    let order = json!({ "type": "object", "required": ["order_no"], "properties": { "order_no": { "type": "string" } } });
+    let order =
+        json!({ "type": "object", "required": ["order_no"], "properties": { "order_no": { "type": "string" } } });
     let mut actions = ActionRegistry::with_builtins();
-    actions.register(Arc::new(Answers { info: info("dms.answers", order), answer: json!({ "order_no": 42 }) })).unwrap();
+    actions
+        .register(Arc::new(Answers { info: info("dms.answers", order), answer: json!({ "order_no": 42 }) }))
+        .unwrap();
     let mut c = env.config();
     c.actions = actions;
     let rt = env.open_with(c).await;
