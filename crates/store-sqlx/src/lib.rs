@@ -251,20 +251,12 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .create_if_missing(true)
             .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
-        let mut conn = writing
-            .clone()
-            .pragma("cache_size", format!("-{}", options.sqlite_cache_kib))
-            .connect()
-            .await
-            .map_err(db)?;
+        let committing = writing.clone().pragma("cache_size", format!("-{}", options.sqlite_cache_kib));
+        let mut conn = committing.connect().await.map_err(db)?;
         if options.migrate {
             SQLITE_MIGRATIONS.run(&mut conn).await.map_err(migrate_err)?;
         }
-        let writer = Writer {
-            options: writing.clone().pragma("cache_size", format!("-{}", options.sqlite_cache_kib)),
-            conn: Some(conn),
-            closed: false,
-        };
+        let writer = Writer { options: committing, conn: Some(conn), closed: false };
         let small = |o: SqliteConnectOptions| o.pragma("cache_size", format!("-{}", options.sqlite_read_cache_kib));
         let pool = || {
             SqlitePoolOptions::new()

@@ -336,25 +336,24 @@ macro_rules! backend {
             // time. With the filter, the rows are needed to filter, so each range joins them.
             let keys_only = q.process_id.is_none();
             // `$5`, the process, is bound either way (NULL without the filter).
-            let (range_columns, own_columns, candidates, range_process) = if keys_only {
+            let (range_columns, own_columns, candidates, process) = if keys_only {
                 ("c.due_key, c.task_id AS id", "t.due_key, t.id", "task_candidates c", "$5 IS NULL")
             } else {
                 (columns, columns, "task_candidates c JOIN tasks t ON t.id = c.task_id", "t.process_id = $5")
             };
-            let own_process = if keys_only { "$5 IS NULL" } else { "t.process_id = $5" };
             let mut parts = Vec::new();
             for i in 0..q.roles.len() {
                 parts.push(format!(
                     "SELECT * FROM (SELECT {range_columns} FROM {candidates} \
                      WHERE c.dealer = $1 AND c.role = ${} AND (c.due_key, c.task_id) > ($2, $3) \
-                     AND {range_process} ORDER BY c.due_key, c.task_id LIMIT $4) AS r{i}",
+                     AND {process} ORDER BY c.due_key, c.task_id LIMIT $4) AS r{i}",
                     i + 6
                 ));
             }
             if q.user.is_some() {
                 parts.push(format!(
                     "SELECT * FROM (SELECT {own_columns} FROM tasks t WHERE t.dealer = $1 AND t.assignee = ${} \
-                     AND (t.due_key, t.id) > ($2, $3) AND {own_process} \
+                     AND (t.due_key, t.id) > ($2, $3) AND {process} \
                      ORDER BY t.due_key, t.id LIMIT $4) AS mine",
                     q.roles.len() + 6
                 ));

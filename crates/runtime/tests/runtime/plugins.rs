@@ -451,16 +451,11 @@ runtime_test!(the_standard_appointment_checks_stock_and_sends_its_messages_throu
     store.close().await;
 });
 
-/// An action that never answers (a DMS that hangs): only the runtime's timeout ends a try.
-struct Hangs {
-    info: plugin_api::ActionInfo,
-    calls: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// An action that answers at once, with `answer`.
-struct Answers {
-    info: plugin_api::ActionInfo,
-    answer: serde_json::Value,
+/// A DMS for the tests: one that hangs (only the runtime's timeout ends a try), or one that
+/// answers at once.
+enum Dms {
+    Hangs { info: plugin_api::ActionInfo, calls: Arc<std::sync::atomic::AtomicUsize> },
+    Answers { info: plugin_api::ActionInfo, answer: serde_json::Value },
 }
 
 fn info(name: &str, output: serde_json::Value) -> plugin_api::ActionInfo {
@@ -474,29 +469,26 @@ fn info(name: &str, output: serde_json::Value) -> plugin_api::ActionInfo {
     }
 }
 
-impl plugin_api::Action for Hangs {
+impl plugin_api::Action for Dms {
     fn info(&self) -> &plugin_api::ActionInfo {
-        &self.info
+        match self {
+            Dms::Hangs { info, .. } | Dms::Answers { info, .. } => info,
+        }
     }
     fn invoke(
         &self,
         _: plugin_api::Invocation,
     ) -> plugin_api::BoxFuture<'_, Result<serde_json::Value, plugin_api::Error>> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        Box::pin(std::future::pending())
-    }
-}
-
-impl plugin_api::Action for Answers {
-    fn info(&self) -> &plugin_api::ActionInfo {
-        &self.info
-    }
-    fn invoke(
-        &self,
-        _: plugin_api::Invocation,
-    ) -> plugin_api::BoxFuture<'_, Result<serde_json::Value, plugin_api::Error>> {
-        let answer = self.answer.clone();
-        Box::pin(async move { Ok(answer) })
+        match self {
+            Dms::Hangs { calls, .. } => {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Box::pin(std::future::pending())
+            }
+            Dms::Answers { answer, .. } => {
+                let answer = answer.clone();
+                Box::pin(async move { Ok(answer) })
+            }
+        }
     }
 }
 
@@ -505,9 +497,11 @@ runtime_test!(a_hanging_action_delays_only_its_own_instance_until_the_runtime_gi
     let order =
         json!({ "type": "object", "required": ["order_no"], "properties": { "order_no": { "type": "string" } } });
     let mut actions = ActionRegistry::with_builtins();
-    actions.register(Arc::new(Hangs { info: info("dms.hangs", order.clone()), calls: Arc::clone(&calls) })).unwrap();
     actions
-        .register(Arc::new(Answers { info: info("dms.answers", order), answer: json!({ "order_no": "RO-1" }) }))
+        .register(Arc::new(Dms::Hangs { info: info("dms.hangs", order.clone()), calls: Arc::clone(&calls) }))
+        .unwrap();
+    actions
+        .register(Arc::new(Dms::Answers { info: info("dms.answers", order), answer: json!({ "order_no": "RO-1" }) }))
         .unwrap();
     let mut c = env.config();
     c.actions = actions;
@@ -551,7 +545,7 @@ runtime_test!(an_answer_that_breaks_the_actions_schema_raises_an_incident_naming
         json!({ "type": "object", "required": ["order_no"], "properties": { "order_no": { "type": "string" } } });
     let mut actions = ActionRegistry::with_builtins();
     actions
-        .register(Arc::new(Answers { info: info("dms.answers", order), answer: json!({ "order_no": 42 }) }))
+        .register(Arc::new(Dms::Answers { info: info("dms.answers", order), answer: json!({ "order_no": 42 }) }))
         .unwrap();
     let mut c = env.config();
     c.actions = actions;
