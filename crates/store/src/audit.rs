@@ -9,7 +9,7 @@
 //! The content is hashed from the stored values, so the check needs nothing but the rows: an
 //! external archive of the JSON-lines export can be verified with the same function.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{AuditRow, Millis};
@@ -49,72 +49,100 @@ pub fn seal(draft: Draft, at: Millis, prev_seq: i64, prev_hash: &str) -> AuditRo
         prev_hash: prev_hash.to_string(),
         hash: String::new(),
     };
-    row.hash = hash_of(&row);
+    // Hashed from the draft's values: the same content `hash_of` gets by parsing the text
+    // just written, without parsing it.
+    row.hash = hash_content(&row, &draft.actor, &draft.entry);
     row
 }
 
-/// The hash an entry must carry, from its stored fields and its `prev_hash`.
+/// The hash an entry must carry, from its stored fields and its `prev_hash`. Fields stored as
+/// JSON text are parsed first, so a backend that re-formats JSON does not break the chain; one
+/// that cannot be parsed is hashed as text, so the chain breaks at that entry.
 pub fn hash_of(row: &AuditRow) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(row.prev_hash.as_bytes());
-    hasher.update(content(row).as_bytes());
-    hex::encode(hasher.finalize())
+    let json_or_text = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.to_string()));
+    hash_content(row, &json_or_text(&row.actor), &json_or_text(&row.entry))
 }
 
-/// The hashed content of an entry: its stored fields as canonical JSON. Fields stored as JSON
-/// text are parsed first, so a backend that re-formats JSON does not break the chain; one
-/// that cannot be parsed is hashed as text, so the chain breaks at that entry.
-fn content(row: &AuditRow) -> String {
-    let json_or_text = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.to_string()));
-    let mut m = Map::new();
-    m.insert("chain".into(), Value::String(row.chain.clone()));
-    m.insert("chain_seq".into(), Value::from(row.chain_seq));
-    m.insert("at".into(), Value::from(row.at));
-    m.insert("actor".into(), json_or_text(&row.actor));
-    m.insert("kind".into(), Value::String(row.kind.clone()));
-    m.insert("step".into(), row.step.clone().map_or(Value::Null, Value::String));
-    m.insert("entry".into(), json_or_text(&row.entry));
-    m.insert("definition_hash".into(), row.definition_hash.clone().map_or(Value::Null, Value::String));
-    canonical(&Value::Object(m))
+/// A field of the hashed content.
+enum Field<'a> {
+    Json(&'a Value),
+    Text(Option<&'a str>),
+    Int(i64),
+}
+
+/// `sha256(prev_hash || content)`, the content being the entry's stored fields (with `actor`
+/// and `entry` as given) as canonical JSON: one object, its keys in sorted order.
+fn hash_content(row: &AuditRow, actor: &Value, entry: &Value) -> String {
+    let fields = [
+        ("actor", Field::Json(actor)),
+        ("at", Field::Int(row.at)),
+        ("chain", Field::Text(Some(&row.chain))),
+        ("chain_seq", Field::Int(row.chain_seq)),
+        ("definition_hash", Field::Text(row.definition_hash.as_deref())),
+        ("entry", Field::Json(entry)),
+        ("kind", Field::Text(Some(&row.kind))),
+        ("step", Field::Text(row.step.as_deref())),
+    ];
+    let mut content = Vec::with_capacity(row.entry.len() + row.actor.len() + 256);
+    for (i, (key, field)) in fields.iter().enumerate() {
+        content.push(if i == 0 { b'{' } else { b',' });
+        write_json(&mut content, key);
+        content.push(b':');
+        match field {
+            Field::Json(v) => write_canonical(v, &mut content),
+            Field::Text(t) => write_json(&mut content, t),
+            Field::Int(n) => write_json(&mut content, n),
+        }
+    }
+    content.push(b'}');
+    let mut hasher = Sha256::new();
+    hasher.update(row.prev_hash.as_bytes());
+    hasher.update(&content);
+    hex::encode(hasher.finalize())
 }
 
 /// JSON text with object keys sorted at every level and no insignificant whitespace.
 pub fn canonical(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    // Only JSON was written, and JSON text is UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut fields: Vec<(&String, &Value)> = m.iter().collect();
+            fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in fields.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(v) = m.get(k) {
-                    write_canonical(v, out);
-                }
+                write_json(out, k);
+                out.push(b':');
+                write_canonical(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(a) => {
-            out.push('[');
+            out.push(b'[');
             for (i, v) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(v, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        scalar => write_json(out, scalar),
     }
+}
+
+/// Appends a string, number, boolean or null (or an option of one) as compact JSON. Neither
+/// serializing such a value nor writing to memory can fail, so there is no error to return.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// Where a chain stops verifying.

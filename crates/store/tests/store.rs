@@ -10,3 +10,6 @@ mod contract;
 
 #[path = "store/packs.rs"]
 mod packs;
+
+#[path = "store/audit_hash.rs"]
+mod audit_hash;
