@@ -3,11 +3,12 @@
 -- closed and the next one opened, the SLA timer cancelled and the next one armed, one audit
 -- entry), one transaction per completion, in a schema migrated like the engine's (the inbox
 -- candidates are kept by the schema's own trigger, as for the engine). `scripts/bench-runtime`
--- runs it in a schema of its own:
+-- runs it in a schema of its own (`n` is drawn from 10^15 values so that two transactions of a
+-- run all but never pick the same ids):
 --
 --     PGOPTIONS='-c search_path=sopflow_ceiling' pgbench -n -M prepared \
 --         -f scripts/ceilings/pg_completion.sql -c 8 -T 5 "$DATABASE_URL"
-\set n random(1, 2000000000)
+\set n random(1, 1000000000000000)
 BEGIN;
 INSERT INTO instances (id, dealer, process_id, hash, status, revision, prev_revision, snapshot, started_at, audit_seq, audit_hash)
 VALUES ('ceiling' || :n, 'dealer0001', 'bench10', 'h', 'running', 2, 1, repeat('s', 880), 1, 2, repeat('a', 64))
