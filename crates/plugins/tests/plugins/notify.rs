@@ -1,14 +1,19 @@
 //! `notify` through the registry: templates from a pack, channels, fallbacks.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use plugins::{PluginsConfig, Registry, Secrets};
 use serde_json::json;
 
 use super::server::{invocation, serve};
 
+/// A pack folder of this test's own: tests run concurrently, and one writing the template
+/// while another reads it would hand the reader an empty file.
 fn pack_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sopflow-notify-{}", std::process::id()));
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sopflow-notify-{}-{n}", std::process::id()));
     let templates = dir.join("templates");
     std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(
