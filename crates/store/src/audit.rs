@@ -49,9 +49,8 @@ pub fn seal(draft: Draft, at: Millis, prev_seq: i64, prev_hash: &str) -> AuditRo
         prev_hash: prev_hash.to_string(),
         hash: String::new(),
     };
-    // Hashed from the draft's values: the same content `hash_of` gets by parsing the text
-    // just written, without parsing it.
-    row.hash = hash_content(&row, &draft.actor, &draft.entry);
+    // The actor and entry were just written canonically: hashed as they are, not parsed back.
+    row.hash = hash_content(&row, &row.actor, &row.entry);
     row
 }
 
@@ -59,37 +58,42 @@ pub fn seal(draft: Draft, at: Millis, prev_seq: i64, prev_hash: &str) -> AuditRo
 /// JSON text are parsed first, so a backend that re-formats JSON does not break the chain; one
 /// that cannot be parsed is hashed as text, so the chain breaks at that entry.
 pub fn hash_of(row: &AuditRow) -> String {
-    let json_or_text = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.to_string()));
-    hash_content(row, &json_or_text(&row.actor), &json_or_text(&row.entry))
+    let canonical_or_text = |s: &str| match serde_json::from_str::<Value>(s) {
+        Ok(v) => canonical(&v),
+        Err(_) => canonical(&Value::String(s.to_string())),
+    };
+    hash_content(row, &canonical_or_text(&row.actor), &canonical_or_text(&row.entry))
 }
 
 /// A field of the hashed content.
 enum Field<'a> {
-    Json(&'a Value),
+    /// Canonical JSON text, written as it is.
+    Canonical(&'a str),
     Text(Option<&'a str>),
     Int(i64),
 }
 
 /// `sha256(prev_hash || content)`, the content being the entry's stored fields (with `actor`
-/// and `entry` as given) as canonical JSON: one object, its keys in sorted order.
-fn hash_content(row: &AuditRow, actor: &Value, entry: &Value) -> String {
+/// and `entry` given as canonical JSON text) as canonical JSON: one object, its keys in sorted
+/// order.
+fn hash_content(row: &AuditRow, actor: &str, entry: &str) -> String {
     let fields = [
-        ("actor", Field::Json(actor)),
+        ("actor", Field::Canonical(actor)),
         ("at", Field::Int(row.at)),
         ("chain", Field::Text(Some(&row.chain))),
         ("chain_seq", Field::Int(row.chain_seq)),
         ("definition_hash", Field::Text(row.definition_hash.as_deref())),
-        ("entry", Field::Json(entry)),
+        ("entry", Field::Canonical(entry)),
         ("kind", Field::Text(Some(&row.kind))),
         ("step", Field::Text(row.step.as_deref())),
     ];
-    let mut content = Vec::with_capacity(row.entry.len() + row.actor.len() + 256);
+    let mut content = Vec::with_capacity(entry.len() + actor.len() + 256);
     for (i, (key, field)) in fields.iter().enumerate() {
         content.push(if i == 0 { b'{' } else { b',' });
         write_json(&mut content, key);
         content.push(b':');
         match field {
-            Field::Json(v) => write_canonical(v, &mut content),
+            Field::Canonical(text) => content.extend_from_slice(text.as_bytes()),
             Field::Text(t) => write_json(&mut content, t),
             Field::Int(n) => write_json(&mut content, n),
         }
